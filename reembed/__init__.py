@@ -1,0 +1,41 @@
+"""reembed: zero-downtime, versioned re-embedding of Chroma collections from MongoDB.
+
+Public API::
+
+    from reembed import reembed_family          # the Celery task; .delay(...) starts a build
+    from reembed import flip, rollback, query    # alias moves and version-matched retrieval
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .aliases import flip, rollback
+from .config import EmbedConfig, NaiveConfig, SentenceTransformersConfig, parse_config
+from .errors import ReembedError
+from .family import Family, add_family, get_family
+from .query import query
+
+__all__ = [
+    "EmbedConfig",
+    "Family",
+    "NaiveConfig",
+    "ReembedError",
+    "SentenceTransformersConfig",
+    "add_family",
+    "flip",
+    "get_family",
+    "parse_config",
+    "query",
+    "reembed_family",
+    "rollback",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The task pulls in Celery and the app config; load it only when asked for.
+    if name == "reembed_family":
+        from .tasks import reembed_family
+
+        return reembed_family
+    raise AttributeError(name)

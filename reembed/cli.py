@@ -1,0 +1,319 @@
+"""The ``reembed`` command line. Every command reads the connection variables
+(``MONGODB_URI``, ``CELERY_BROKER_URL``, ``CHROMA_HOST``/``CHROMA_PORT``) that
+``reembed stack env`` prints, so it works the same against real services."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import aliases, progress, stack
+from .errors import ReembedError, TransientError, classify
+
+DIR_OPTION = click.option("--dir", "root", default=stack.DEFAULT_DIR, show_default=True,
+                          type=click.Path(file_okay=False), help="Stack folder.")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, default=lambda o: o.isoformat()
+                      if isinstance(o, datetime) else str(o))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Versioned, zero-downtime re-embedding of Chroma collections from MongoDB."""
+
+
+# -- stack -------------------------------------------------------------------
+
+@cli.group("stack")
+def stack_group() -> None:
+    """The embedded local stack: Redis, a MongoDB wire server and Chroma."""
+
+
+@stack_group.command("up")
+@DIR_OPTION
+def stack_up(root: str) -> None:
+    """Start the local stack (idempotent) and print how to join it."""
+    st = stack.up(root)
+    click.echo(f"stack running in {st.root}", err=True)
+    click.echo('join it with:  eval "$(reembed stack env --dir ' + root + ')"', err=True)
+
+
+@stack_group.command("down")
+@DIR_OPTION
+def stack_down(root: str) -> None:
+    """Stop the workers and services the stack started."""
+    stopped = stack.down(root)
+    click.echo("stopped: " + (", ".join(stopped) or "nothing was running"))
+
+
+@stack_group.command("env")
+@DIR_OPTION
+def stack_env(root: str) -> None:
+    """Print ``export`` lines for the stack's services."""
+    for key, value in stack.Stack(Path(root).resolve()).env().items():
+        click.echo(f"export {key}={value}")
+
+
+# -- families ----------------------------------------------------------------
+
+@cli.group("family")
+def family_group() -> None:
+    """Register and list families (a source collection and how to read it)."""
+
+
+@family_group.command("add")
+@click.argument("name")
+@click.option("--collection", required=True, help="Source collection (read only).")
+@click.option("--text-key", default="text", show_default=True)
+@click.option("--time-key", default=None)
+@click.option("--filter", "filter_json", default=None, help='e.g. \'{"content": {"$ne": null}}\'')
+@click.option("--meta", multiple=True, help="Field to carry into Chroma metadata (repeatable).")
+@click.option("--db", default=None, help="Database of the source (default REEMBED_DB).")
+def family_add(name: str, collection: str, text_key: str, time_key: str | None,
+               filter_json: str | None, meta: tuple[str, ...], db: str | None) -> None:
+    """Register family NAME."""
+    from pydantic import ValidationError
+
+    from .family import Family, add_family
+
+    try:
+        query = json.loads(filter_json) if filter_json else {}
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--filter") from None
+    try:
+        fam = Family(name=name, collection=collection, text_key=text_key, time_key=time_key,
+                     filter=query, meta=meta, db=db)
+    except ValidationError as exc:
+        raise click.UsageError(exc.errors()[0]["msg"]) from None
+    add_family(fam)
+    click.echo(f"family {name!r}: {fam.db or 'default db'}.{collection} text={text_key} "
+               f"time={time_key} filter={query} meta={list(meta)}")
+
+
+@family_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def family_list(as_json: bool) -> None:
+    """List registered families."""
+    from .family import list_families
+
+    fams = [f.model_dump() for f in list_families()]
+    if as_json:
+        click.echo(_json(fams))
+        return
+    for f in fams:
+        click.echo(f"{f['name']}: {f['collection']} text={f['text_key']} time={f['time_key']}")
+
+
+@cli.command("load")
+@click.argument("family")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def load(family: str, path: Path) -> None:
+    """Import FAMILY's documents from a JSON Lines file (for trying things out)."""
+    from bson import json_util
+
+    from .corpus import insert, read_jsonl
+    from .family import get_family
+
+    fam = get_family(family)
+    docs = (json_util.loads(json.dumps(d)) for d in read_jsonl(path))
+    n = insert(fam.source(), docs)
+    click.echo(f"loaded {n} documents into {fam.collection}")
+
+
+# -- builds ------------------------------------------------------------------
+
+@cli.command("run")
+@click.argument("family")
+@click.option("--driver", default=None, help="naive | sentence-transformers (env EMBEDDING_DRIVER)")
+@click.option("--model", default=None, help="Model name or local folder (env EMBEDDING_FUNCTION)")
+@click.option("--dims", type=int, default=None, help="Expected dims (env EMBED_DIMS)")
+@click.option("--version", "label", default=None, help="Version label (env EMBED_VERSION)")
+@click.option("--flip", type=click.Choice(["auto", "manual"]), default="manual",
+              show_default=True)
+@click.option("--queue", type=click.Choice(["cpu", "gpu"]), default=None)
+@click.option("--chunk-size", type=int, default=None)
+@click.option("--chunk-overlap", type=int, default=None)
+@click.option("--batch-chunks", type=int, default=256, show_default=True,
+              help="Chunks per embedding task.")
+@click.option("--wait", is_flag=True, help="Follow progress until the version is ready.")
+@click.option("--timeout", type=float, default=0, help="Give up waiting after N seconds.")
+@click.option("--force", is_flag=True, help="Start even if a run of this version is in flight.")
+def run(family: str, driver: str | None, model: str | None, dims: int | None,
+        label: str | None, flip: str, queue: str | None, chunk_size: int | None,
+        chunk_overlap: int | None, batch_chunks: int, wait: bool, timeout: float,
+        force: bool) -> None:
+    """Build (or bring up to date) a version of FAMILY with an embed config."""
+    from . import build, watch
+    from .config import config_from_options
+    from .tasks import reembed_family
+
+    chunker = {k: v for k, v in (("size", chunk_size), ("overlap", chunk_overlap)) if v}
+    config = config_from_options(driver, model, dims, **({"chunker": chunker} if chunker else {}))
+    target = build.resolve(family, label or os.environ.get("EMBED_VERSION"),
+                           config.model_dump(mode="json"))
+    if target.config.driver == "naive":
+        click.echo("warning: the 'naive' driver is for tests; it matches words, not meaning",
+                   err=True)
+    task_id = uuid.uuid4().hex
+    result = reembed_family.apply_async(
+        kwargs={"family": family, "version": target.label,
+                "embed": target.config.model_dump(mode="json"), "flip": flip, "queue": queue,
+                "batch_chunks": batch_chunks, "force": force},
+        task_id=task_id)
+    click.echo(target.version_id)
+    if not wait:
+        return
+    outcome = watch.wait(target.version_id, task_id[:12], result, timeout)
+    if isinstance(outcome, str):
+        raise ReembedError(outcome)
+    code, message = watch.final_message(outcome)
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+# -- status ------------------------------------------------------------------
+
+@cli.command("status")
+@click.argument("family", required=False)
+@click.option("--json", "as_json", is_flag=True)
+def status(family: str | None, as_json: bool) -> None:
+    """Versions, counts and the alias of one family or all of them."""
+    from .family import list_families
+
+    names = [family] if family else [f.name for f in list_families()]
+    data = {n: {"alias": aliases.get(n), "versions": progress.version_rows(n)} for n in names}
+    if as_json:
+        click.echo(_json({"families": data, "beat_last_tick": progress.beat_last_tick()}))
+        return
+    for name, info in data.items():
+        alias = info["alias"] or {}
+        click.echo(f"{name}  alias -> {alias.get('target') or '(none)'}")
+        _print_versions(info["versions"])
+    tick = progress.beat_last_tick()
+    click.echo(f"beat: last tick {tick.isoformat() if tick else 'never seen'}")
+
+
+@cli.command("versions")
+@click.argument("family")
+@click.option("--json", "as_json", is_flag=True)
+def versions_cmd(family: str, as_json: bool) -> None:
+    """Every version of FAMILY with status, counts, rate and collection."""
+    from .family import get_family
+
+    get_family(family)
+    rows = progress.version_rows(family)
+    if as_json:
+        click.echo(_json(rows))
+    else:
+        _print_versions(rows)
+
+
+def _print_versions(rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_edge=False)
+    for col in ("", "version", "status", "planned", "done", "error", "skipped", "queued",
+                "rate/s", "driver", "model", "collection", "config_fp"):
+        table.add_column(col)
+    for r in rows:
+        c = r["counts"]
+        table.add_row("→" if r["active"] else "", r["version"], r["status"], str(c["planned"]),
+                      str(c["done"]), str(c["error"] + c["dead"]), str(c["skipped"]),
+                      str(c["queued"] + c["processing"]),
+                      f"{r['rate']:.0f}" if r["rate"] else "-", r["driver"],
+                      str(r["model"]).rsplit("/", 1)[-1], r["collection"], r["config_fp"][:12])
+    Console(width=200).print(table)
+    for r in rows:
+        if r["reason"]:
+            click.echo(f"  {r['version']}: {r['reason']}")
+        for e in r["errors"]:
+            click.echo(f"  {r['version']}: {e['count']} x {e['error']}")
+
+
+# -- alias -------------------------------------------------------------------
+
+@cli.command("flip")
+@click.argument("family")
+@click.argument("version")
+@click.option("--force", is_flag=True, help="Flip even if the version is not ready.")
+def flip_cmd(family: str, version: str, force: bool) -> None:
+    """Point FAMILY's readers at VERSION (atomic compare-and-set)."""
+    res = aliases.flip(family, version, force=force)
+    forced = " (forced)" if res.forced else ""
+    click.echo(f"{family}: {res.previous or '(none)'} -> {res.target}{forced} [rev {res.rev}]")
+
+
+@cli.command("rollback")
+@click.argument("family")
+def rollback_cmd(family: str) -> None:
+    """Point FAMILY's readers back at the version before the last flip."""
+    res = aliases.rollback(family)
+    click.echo(f"{family}: rolled back {res.previous} -> {res.target} [rev {res.rev}]")
+
+
+# -- query -------------------------------------------------------------------
+
+@cli.command("query")
+@click.argument("family")
+@click.argument("text")
+@click.option("-k", "k", type=int, default=5, show_default=True)
+@click.option("--version", default=None, help="Query this version instead of the alias.")
+@click.option("--json", "as_json", is_flag=True)
+def query_cmd(family: str, text: str, k: int, version: str | None, as_json: bool) -> None:
+    """Embed TEXT with the version's own config and print the nearest chunks."""
+    from dataclasses import asdict
+
+    from .query import query, resolve_version
+
+    rec = resolve_version(family, version)
+    hits = query(family, text, k, rec.version)
+    if as_json:
+        click.echo(_json({"version": rec.version, "collection": rec.collection,
+                          "hits": [asdict(h) for h in hits]}))
+        return
+    click.echo(f"{family} @ {rec.version} ({rec.collection})")
+    for i, h in enumerate(hits, 1):
+        snippet = " ".join(h.document.split())[:160]
+        click.echo(f"{i:>2}. {h.distance:.4f}  {h.id}\n    {snippet}\n    {h.metadata}")
+
+
+@cli.command("demo")
+@DIR_OPTION
+@click.option("--query", "text", default="how do I catch an exception and clean up afterwards",
+              show_default=True)
+@click.option("--keep", is_flag=True, help="Leave the stack running afterwards.")
+def demo_cmd(root: str, text: str, keep: bool) -> None:
+    """The whole story on the local stack, offline: naive v1, MiniLM v2, flip, rollback."""
+    from .demo import run_demo
+
+    run_demo(Path(root), text, keep)
+
+
+def main() -> None:
+    """Console entry point: clear messages for expected errors, exit codes 1 and 2."""
+    try:
+        cli(standalone_mode=True)
+    except ReembedError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except Exception as exc:
+        err = classify(exc)
+        if isinstance(err, TransientError):
+            click.echo(f"error: a service is unreachable ({err}); is the stack up and "
+                       'joined (eval "$(reembed stack env)")?', err=True)
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Embed configs: frozen, validated models whose semantic fields are fingerprinted.
+
+The tagged union :data:`EmbedConfig` is the driver registry: one model per
+driver, told apart by ``driver``. Everything that changes the vectors is a
+semantic field; ``device`` and ``batch_size`` are runtime knobs and never
+reach the fingerprint, so moving a build from CPU to GPU keeps its identity.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from .errors import ConfigError
+from .fingerprint import config_fingerprint
+
+RUNTIME_FIELDS: frozenset[str] = frozenset({"device", "batch_size"})
+
+DRIVER_ALIASES: dict[str, str] = {
+    "naive": "naive",
+    "simple": "naive",
+    "sentence-transformers": "sentence-transformers",
+    "sentence_transformers": "sentence-transformers",
+    "transformers": "sentence-transformers",
+    "st": "sentence-transformers",
+}
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+MODEL_ALIASES: dict[str, str] = {"all-MiniLM-L6-v2": MINILM, "all-minilm-l6-v2": MINILM}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class NormalizerConfig(_Frozen):
+    """Unicode NFC, whitespace runs collapsed to one space, trimmed; optional lowercasing."""
+
+    kind: Literal["nfc-collapse"] = "nfc-collapse"
+    lowercase: bool = False
+
+
+class ChunkerConfig(_Frozen):
+    """Character windows of ``size`` with ``overlap``, cut at whitespace where possible."""
+
+    kind: Literal["chars"] = "chars"
+    size: int = Field(default=1000, ge=32, le=100_000)
+    overlap: int = Field(default=100, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> ChunkerConfig:
+        if self.overlap >= self.size // 2:
+            raise ValueError(
+                f"chunk overlap {self.overlap} must be less than half the chunk size {self.size}"
+            )
+        return self
+
+
+class _EmbedBase(_Frozen):
+    """Fields every driver shares."""
+
+    RUNTIME: ClassVar[frozenset[str]] = RUNTIME_FIELDS
+
+    model: str
+    dims: int | None = Field(default=None, ge=1, le=65_536)
+    space: Literal["cosine", "l2", "ip"] = "cosine"
+    normalize: bool = True
+    query_prefix: str = ""
+    document_prefix: str = ""
+    chunker: ChunkerConfig = ChunkerConfig()
+    normalizer: NormalizerConfig = NormalizerConfig()
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    batch_size: int = Field(default=64, ge=1, le=4096)
+
+    def semantic(self) -> dict[str, Any]:
+        """The fields that change the vectors, as plain JSON values."""
+        return self.model_dump(mode="json", exclude=set(RUNTIME_FIELDS))
+
+    @property
+    def config_fp(self) -> str:
+        """sha256 of the canonical JSON of :meth:`semantic`."""
+        return config_fingerprint(self.semantic())
+
+
+class NaiveConfig(_EmbedBase):
+    """Deterministic feature-hashing embedder: fast, offline, for tests only."""
+
+    driver: Literal["naive"] = "naive"
+    model: str = "naive-hash-v1"
+    dims: int | None = Field(default=256, ge=8, le=65_536)
+
+
+class SentenceTransformersConfig(_EmbedBase):
+    """A sentence-transformers model loaded from a packaged or local folder, never a hub."""
+
+    driver: Literal["sentence-transformers"] = "sentence-transformers"
+    model: str = MINILM
+
+    @model_validator(mode="before")
+    @classmethod
+    def _canonical_model(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("model") in MODEL_ALIASES:
+            data = {**data, "model": MODEL_ALIASES[data["model"]]}
+        return data
+
+
+EmbedConfig = Annotated[NaiveConfig | SentenceTransformersConfig, Field(discriminator="driver")]
+AnyEmbedConfig = NaiveConfig | SentenceTransformersConfig
+_ADAPTER: TypeAdapter[AnyEmbedConfig] = TypeAdapter(EmbedConfig)
+
+
+def parse_config(data: Mapping[str, Any]) -> AnyEmbedConfig:
+    """Validate a config dict (from a task message, Mongo or the CLI) into its model."""
+    raw = dict(data)
+    if "driver" in raw:
+        raw["driver"] = canonical_driver(str(raw["driver"]))
+    try:
+        return _ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid embed config: {_first_error(exc)}") from exc
+
+
+def canonical_driver(name: str) -> str:
+    """Map a driver name or one of the user's legacy names to its canonical name."""
+    try:
+        return DRIVER_ALIASES[name.strip().lower()]
+    except KeyError:
+        known = ", ".join(sorted(set(DRIVER_ALIASES.values())))
+        raise ConfigError(f"unknown embedding driver {name!r}: expected one of {known}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "config"
+    return f"{where}: {err['msg']} (got {err.get('input')!r})"
+
+
+def config_from_options(
+    driver: str | None = None,
+    model: str | None = None,
+    dims: int | None = None,
+    env: Mapping[str, str] | None = None,
+    **fields: Any,
+) -> AnyEmbedConfig:
+    """Build a config from CLI/API options, falling back to the user's environment names.
+
+    ``EMBEDDING_DRIVER``, ``EMBEDDING_FUNCTION`` and ``EMBED_DIMS`` are the names
+    the user's services already export; an explicit option always wins.
+    """
+    e = os.environ if env is None else env
+    name = driver or e.get("EMBEDDING_DRIVER")
+    if not name:
+        raise ConfigError("no embedding driver given: pass --driver or set EMBEDDING_DRIVER")
+    data: dict[str, Any] = {"driver": name, **{k: v for k, v in fields.items() if v is not None}}
+    fn = model or e.get("EMBEDDING_FUNCTION")
+    if fn:
+        data["model"] = fn
+    size = dims if dims is not None else _env_int(e, "EMBED_DIMS")
+    if size is not None:
+        data["dims"] = size
+    return parse_config(data)
+
+
+def _env_int(env: Mapping[str, str], key: str) -> int | None:
+    raw = env.get(key)
+    if raw in (None, ""):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{key}={raw!r} must be a whole number") from None

@@ -1,0 +1,85 @@
+"""The embedder contract and the one factory that builds an embedder from a config.
+
+Every driver returns float32 arrays of shape ``(n, dims)``. Models are heavy and
+must never be created before a fork (CUDA, torch thread pools), so embedders are
+built lazily on first use and cached once per process, keyed by fingerprint.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from ..config import AnyEmbedConfig
+
+Vectors = npt.NDArray[np.float32]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What the pipeline needs from a driver."""
+
+    @property
+    def dims(self) -> int:
+        """Size of every vector this embedder returns (probed, not assumed)."""
+        ...
+
+    def embed(self, texts: list[str]) -> Vectors:
+        """Embed ``texts`` as given (prefixes already applied) into ``(n, dims)`` float32."""
+        ...
+
+
+def embed_documents(embedder: Embedder, config: AnyEmbedConfig, texts: list[str]) -> Vectors:
+    """Embed document chunks with the config's document prefix."""
+    return embedder.embed([config.document_prefix + t for t in texts])
+
+
+def embed_query(embedder: Embedder, config: AnyEmbedConfig, text: str) -> Vectors:
+    """Embed one query with the config's query prefix; shape ``(1, dims)``."""
+    return embedder.embed([config.query_prefix + text])
+
+
+def l2_normalize(vectors: Vectors) -> Vectors:
+    """Rows scaled to unit length; all-zero rows stay zero."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.where(norms == 0, 1, norms)).astype(np.float32)
+
+
+_cache: dict[tuple[int, str], Embedder] = {}
+_lock = threading.Lock()
+
+
+def get_embedder(config: AnyEmbedConfig) -> Embedder:
+    """The process-wide embedder for ``config``, built on first use.
+
+    The cache key holds the pid, so a forked child never reuses its parent's model.
+    """
+    key = (os.getpid(), config.config_fp + config.device)
+    with _lock:
+        if key not in _cache:
+            _cache[key] = build_embedder(config)
+        return _cache[key]
+
+
+def build_embedder(config: AnyEmbedConfig) -> Embedder:
+    """Construct a fresh embedder for ``config`` (heavy imports happen in the driver)."""
+    if config.driver == "naive":
+        from .naive import NaiveEmbedder
+
+        return NaiveEmbedder(config)
+    from .sentence_transformers import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(config)
+
+
+def declared_dims(config: AnyEmbedConfig) -> int:
+    """Dims the config will produce, known without loading a model where possible."""
+    if config.dims is not None:
+        return config.dims
+    from .sentence_transformers import dims_from_folder, resolve_model_path
+
+    return dims_from_folder(resolve_model_path(config.model))

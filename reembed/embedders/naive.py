@@ -1,0 +1,60 @@
+"""The ``naive`` driver: deterministic feature hashing of words and word pairs.
+
+It needs no model and no network and gives lexical similarity, which makes it
+the fast embedder for tests. It is also the embedder the user's system used by
+mistake, so building it warns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import warnings
+
+import numpy as np
+
+from ..config import NaiveConfig
+from .base import Vectors, l2_normalize
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+class NaiveEmbedderWarning(UserWarning):
+    """The naive driver is for tests; its vectors carry no meaning beyond shared words."""
+
+
+class NaiveEmbedder:
+    """Signed feature hashing of lowercased words and adjacent word pairs."""
+
+    def __init__(self, config: NaiveConfig) -> None:
+        warnings.warn(
+            "the 'naive' embedding driver is for tests: it matches shared words, not meaning",
+            NaiveEmbedderWarning,
+            stacklevel=3,
+        )
+        assert config.dims is not None
+        self._dims = config.dims
+        self._normalize = config.normalize
+
+    @property
+    def dims(self) -> int:
+        return self._dims
+
+    def embed(self, texts: list[str]) -> Vectors:
+        out = np.zeros((len(texts), self._dims), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for feature in _features(text):
+                index, sign = _bucket(feature, self._dims)
+                out[row, index] += sign
+        return l2_normalize(out) if self._normalize else out
+
+
+def _features(text: str) -> list[str]:
+    words = [w.lower() for w in _TOKEN.findall(text)]
+    return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+
+
+def _bucket(feature: str, dims: int) -> tuple[int, float]:
+    digest = hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest()
+    value = int.from_bytes(digest, "little")
+    return value % dims, 1.0 if (value >> 63) & 1 else -1.0

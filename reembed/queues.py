@@ -1,0 +1,22 @@
+"""Queue names, in one place. A typo here would create a queue nobody consumes."""
+
+from __future__ import annotations
+
+from .errors import ConfigError
+
+CONTROL = "reembed.control"
+EMBED_CPU = "reembed.embed.cpu"
+EMBED_GPU = "reembed.embed.gpu"
+ALL = (CONTROL, EMBED_CPU, EMBED_GPU)
+EMBED = {"cpu": EMBED_CPU, "gpu": EMBED_GPU}
+
+
+def embed_queue(choice: str | None, device: str = "cpu") -> str:
+    """The embedding queue for ``--queue cpu|gpu`` or, when not given, the config's device."""
+    key = choice or ("gpu" if device == "cuda" else "cpu")
+    if key in EMBED.values():
+        return key
+    try:
+        return EMBED[key]
+    except KeyError:
+        raise ConfigError(f"queue {choice!r} is unknown: expected 'cpu' or 'gpu'") from None

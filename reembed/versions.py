@@ -1,0 +1,159 @@
+"""Version records in ``embedding_versions``: one build of a family with one config.
+
+A version is ``building`` while a run is in flight, then ``ready`` or ``failed``;
+the alias makes one ``active`` and the one it replaced ``retired``. Each run of a
+version (the first build, or a later incremental one) has an id; run fields are
+only written by the run that owns them, so a stale task cannot clobber a newer run.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pymongo import DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from .config import AnyEmbedConfig, parse_config
+from .errors import ConfigError, NotFoundError, StateError
+from .mongo import VERSIONS, owned
+from .naming import split_version_id, version_id
+
+BUILDING, READY, FAILED, ACTIVE, RETIRED = "building", "ready", "failed", "active", "retired"
+LIVE = (ACTIVE, READY, BUILDING, RETIRED)
+RUNNING = ("planning", "embedding", "finalizing")
+
+
+class VersionRecord(BaseModel):
+    """An ``embedding_versions`` document."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    id: str = Field(alias="_id")
+    family: str
+    version: str
+    collection: str
+    embed: dict[str, Any]
+    config_fp: str
+    status: str = BUILDING
+    counts: dict[str, int] = Field(default_factory=dict)
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+    checks: dict[str, Any] = Field(default_factory=dict)
+    run_id: str | None = None
+    run: dict[str, Any] = Field(default_factory=dict)
+    reason: str | None = None
+    queue: str | None = None
+
+    def config(self) -> AnyEmbedConfig:
+        """The version's embed config as a model."""
+        return parse_config(self.embed)
+
+    @property
+    def running(self) -> bool:
+        return self.run.get("state") in RUNNING
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def get(vid: str) -> VersionRecord:
+    """The version with id ``<family>:<label>``."""
+    doc = owned(VERSIONS).find_one({"_id": vid})
+    if doc is None:
+        family, label = split_version_id(vid)
+        raise NotFoundError(f"family {family!r} has no version {label!r}")
+    return VersionRecord.model_validate(doc)
+
+
+def for_family(family: str) -> list[VersionRecord]:
+    """A family's versions, newest first."""
+    docs = owned(VERSIONS).find({"family": family}).sort("created_at", DESCENDING)
+    return [VersionRecord.model_validate(d) for d in docs]
+
+
+def find_reusable(family: str, config_fp: str) -> VersionRecord | None:
+    """A live version built with this exact config, preferring the active one."""
+    same = [v for v in for_family(family) if v.config_fp == config_fp and v.status in LIVE]
+    return min(same, key=lambda v: LIVE.index(v.status)) if same else None
+
+
+def ensure(family: str, label: str, config: AnyEmbedConfig, collection: str,
+           queue: str) -> VersionRecord:
+    """Create the version record, or return the existing one if its config matches."""
+    vid = version_id(family, label)
+    doc = {
+        "_id": vid, "family": family, "version": label, "collection": collection,
+        "embed": config.model_dump(mode="json"), "config_fp": config.config_fp,
+        "status": BUILDING, "counts": {}, "created_at": _now(), "finished_at": None,
+        "checks": {}, "run_id": None, "run": {}, "reason": None, "queue": queue,
+    }
+    try:
+        owned(VERSIONS).insert_one(doc)
+    except DuplicateKeyError:
+        pass
+    rec = get(vid)
+    if rec.config_fp != config.config_fp:
+        raise ConfigError(
+            f"version {label!r} of family {family!r} already exists with config_fp "
+            f"{rec.config_fp[:12]}, not {config.config_fp[:12]}: choose another --version"
+        )
+    return rec
+
+
+def begin_run(rec: VersionRecord, run_id: str, run: dict[str, Any], force: bool = False
+              ) -> VersionRecord:
+    """Take ownership of the version for a new run (compare-and-set on ``run_id``)."""
+    if rec.run_id == run_id:  # the same task delivered again: carry on with its run
+        return rec
+    if rec.running and not force:
+        raise StateError(
+            f"version {rec.version!r} of {rec.family!r} is already {rec.run.get('state')} "
+            f"(run {rec.run_id}, started {rec.run.get('started_at')}); wait for it or pass --force"
+        )
+    status = rec.status if rec.status == ACTIVE else BUILDING
+    doc = owned(VERSIONS).find_one_and_update(
+        {"_id": rec.id, "run_id": rec.run_id},
+        {"$set": {"run_id": run_id, "status": status, "reason": None, "queue": run.get("queue"),
+                  "run": {**run, "id": run_id, "state": "planning", "started_at": _now()}}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if doc is None:
+        raise StateError(f"another run took version {rec.id!r} first")
+    return VersionRecord.model_validate(doc)
+
+
+def update_run(vid: str, run_id: str, **fields: Any) -> bool:
+    """Set ``run.<field>`` for the run that owns the version; False if it no longer does."""
+    result = owned(VERSIONS).update_one(
+        {"_id": vid, "run_id": run_id},
+        {"$set": {f"run.{k}": v for k, v in fields.items()}},
+    )
+    return result.matched_count == 1
+
+
+def finish(vid: str, run_id: str, status: str, counts: dict[str, int], reason: str | None,
+           checks: dict[str, Any]) -> bool:
+    """Record a run's outcome; an active version stays active (readers are on it)."""
+    rec = get(vid)
+    if rec.run_id != run_id:
+        return False
+    final = ACTIVE if rec.status == ACTIVE else status
+    state = "failed" if status == FAILED else "done"
+    t = _now()
+    owned(VERSIONS).update_one(
+        {"_id": vid, "run_id": run_id},
+        {"$set": {"status": final, "counts": counts, "reason": reason, "checks": checks,
+                  "finished_at": t, "run.state": state, "run.finished_at": t}},
+    )
+    return True
+
+
+def set_status(vid: str, status: str, reason: str | None = None) -> None:
+    """Set a version's status (flips mark versions active and retired)."""
+    fields: dict[str, Any] = {"status": status}
+    if reason is not None:
+        fields["reason"] = reason
+    owned(VERSIONS).update_one({"_id": vid}, {"$set": fields})
