@@ -123,10 +123,14 @@ def _compare_and_set(family: str, current: dict[str, Any] | None, new: dict[str,
 
 
 def sync_statuses(family: str) -> None:
-    """Make version statuses agree with the alias as it is now (after any racing flip)."""
+    """Make version statuses agree with the alias as it is now (after any racing flip).
+
+    A version that was force-flipped keeps its ``failed``/``building`` status, so
+    the failure stays visible and flipping back to it later still needs --force.
+    """
     target = active_version(family)
     for v in versions.for_family(family):
-        if v.version == target and v.status != versions.ACTIVE:
+        if v.version == target and v.status in (versions.READY, versions.RETIRED):
             versions.set_status(v.id, versions.ACTIVE)
         elif v.version != target and v.status == versions.ACTIVE:
             versions.set_status(v.id, versions.RETIRED)

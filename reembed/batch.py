@@ -156,7 +156,8 @@ def _write_ledger(work: _Work, items: list[tuple[str, Chunk]], errors: list[str 
     for (sid, chunk), err in zip(items, errors, strict=True):
         cid = chroma_id(sid, chunk.chunk_id, chunk.content_fp)
         if err is None and cid in written:
-            fields = {"status": ledger.DONE, "content_fp": chunk.content_fp, "error": None}
+            fields: dict[str, Any] = {"status": ledger.DONE, "content_fp": chunk.content_fp,
+                                      "error": None}
             result.done += 1
         else:
             fields = {"status": ledger.ERROR, "content_fp": None, "retryable": True,

@@ -157,7 +157,8 @@ def run(family: str, driver: str | None, model: str | None, dims: int | None,
     from .tasks import reembed_family
 
     chunker = {k: v for k, v in (("size", chunk_size), ("overlap", chunk_overlap)) if v}
-    config = config_from_options(driver, model, dims, **({"chunker": chunker} if chunker else {}))
+    extra: dict[str, Any] = {"chunker": chunker} if chunker else {}
+    config = config_from_options(driver, model, dims, **extra)
     target = build.resolve(family, label or os.environ.get("EMBED_VERSION"),
                            config.model_dump(mode="json"))
     if target.config.driver == "naive":
@@ -190,7 +191,8 @@ def status(family: str | None, as_json: bool) -> None:
     from .family import list_families
 
     names = [family] if family else [f.name for f in list_families()]
-    data = {n: {"alias": aliases.get(n), "versions": progress.version_rows(n)} for n in names}
+    data: dict[str, dict[str, Any]] = {
+        n: {"alias": aliases.get(n), "versions": progress.version_rows(n)} for n in names}
     if as_json:
         click.echo(_json({"families": data, "beat_last_tick": progress.beat_last_tick()}))
         return

@@ -43,7 +43,7 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             try:
                 doc = json.loads(line)
             except ValueError as exc:
-                raise ConfigError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+                raise ConfigError(f"{path}:{lineno}: not valid JSON ({exc})") from None
             if not isinstance(doc, dict):
                 raise ConfigError(f"{path}:{lineno}: expected a JSON object, got "
                                   f"{type(doc).__name__}")

@@ -5,7 +5,7 @@
     │   ├── NamingError             a family, version or collection name breaks a rule
     │   └── MissingExtraError       a driver's optional dependency is not installed
     ├── NotFoundError               a family, version or alias that does not exist
-    ├── StateError                  an operation the current state forbids (flip to a failed version)
+    ├── StateError                  the current state forbids it (flip to a failed version)
     ├── AliasConflictError          a compare-and-set on an alias lost a race
     ├── PlanError                   planning could not see the whole family
     ├── DimsMismatchError           an embedder produced vectors of the wrong size

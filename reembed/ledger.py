@@ -55,7 +55,7 @@ class Counts:
 
 def counts(family: str, version: str) -> Counts:
     """Counts by status, one aggregation."""
-    pipeline = [{"$match": {"family": family, "version": version}},
+    pipeline: list[dict[str, Any]] = [{"$match": {"family": family, "version": version}},
                 {"$group": {"_id": "$status", "n": {"$sum": 1}}}]
     return Counts({d["_id"]: d["n"] for d in collection().aggregate(pipeline)})
 
@@ -147,7 +147,7 @@ def apply(ops: list[Any]) -> None:
 
 def last_errors(family: str, version: str, limit: int = 5) -> list[dict[str, Any]]:
     """The most frequent error messages of a version, with counts."""
-    pipeline = [
+    pipeline: list[dict[str, Any]] = [
         {"$match": {"family": family, "version": version, "status": {"$in": [ERROR, DEAD]}}},
         {"$group": {"_id": "$error", "n": {"$sum": 1}}},
         {"$sort": {"n": -1}},

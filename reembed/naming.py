@@ -21,7 +21,7 @@ MAX_NAME = 512
 
 
 def check_label(label: str) -> str:
-    """A version label: 1-63 characters of letters, digits, ``.``, ``_``, ``-``, first alphanumeric."""
+    """A version label: 1-63 letters, digits, ``.``, ``_``, ``-``; the first alphanumeric."""
     if not LABEL_RE.match(label) or ".." in label:
         raise NamingError(
             f"version label {label!r} is invalid: use 1-63 letters, digits, '.', '_' or '-', "
@@ -60,7 +60,7 @@ def _slug(text: str) -> str:
 
 
 def model_slug(model: str) -> str:
-    """The last path segment of a model name, slugged: ``nomic-embed-text``, ``all-MiniLM-L6-v2``."""
+    """The last path segment of a model name, slugged (``all-MiniLM-L6-v2``)."""
     tail = model.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
     return _slug(tail).strip("._-") or "model"
 

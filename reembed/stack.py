@@ -135,6 +135,7 @@ def _healthy(service: str, port: int) -> bool:
         if service == "mongo":
             from pymongo import MongoClient
 
+            c: MongoClient[dict[str, Any]]
             with MongoClient(port=port, serverSelectionTimeoutMS=1000) as c:
                 c.admin.command("ping")
             return True
@@ -170,9 +171,12 @@ def up(root: Path | str = DEFAULT_DIR, timeout: float = 60.0) -> Stack:
                           "port": ports[service]}
         stack.save(state)
     for service in SERVICES:
-        wait_for(lambda s=service: _healthy(s, ports[s]), f"{service} on port {ports[service]}",
-                 timeout)
+        wait_for(_probe(service, ports[service]), f"{service} on port {ports[service]}", timeout)
     return stack
+
+
+def _probe(service: str, port: int) -> Callable[[], bool]:
+    return lambda: _healthy(service, port)
 
 
 def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> int:

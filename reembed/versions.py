@@ -8,6 +8,7 @@ only written by the run that owns them, so a stale task cannot clobber a newer r
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -90,10 +91,8 @@ def ensure(family: str, label: str, config: AnyEmbedConfig, collection: str,
         "status": BUILDING, "counts": {}, "created_at": _now(), "finished_at": None,
         "checks": {}, "run_id": None, "run": {}, "reason": None, "queue": queue,
     }
-    try:
+    with contextlib.suppress(DuplicateKeyError):
         owned(VERSIONS).insert_one(doc)
-    except DuplicateKeyError:
-        pass
     rec = get(vid)
     if rec.config_fp != config.config_fp:
         raise ConfigError(

@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 from celery.result import AsyncResult
 
-from . import ledger, versions
+from . import ledger
 from .errors import NotFoundError
 from .progress import Snapshot, rate, run_processed, snapshot
 

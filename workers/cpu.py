@@ -10,6 +10,7 @@ from reembed.queues import EMBED_CPU
 from workers.entry import run_worker
 
 if __name__ == "__main__":
-    procs = int(os.environ.get("REEMBED_CPU_CONCURRENCY", "0")) or max(1, (os.cpu_count() or 2) // 2)
+    cores = os.cpu_count() or 2
+    procs = int(os.environ.get("REEMBED_CPU_CONCURRENCY", "0")) or max(1, cores // 2)
     os.environ.setdefault("REEMBED_TORCH_THREADS", str(max(1, (os.cpu_count() or 1) // procs)))
     run_worker("cpu", EMBED_CPU, ["--concurrency", str(procs)])

@@ -8,6 +8,7 @@ mistake, so building it warns.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import warnings
 
@@ -51,7 +52,7 @@ class NaiveEmbedder:
 
 def _features(text: str) -> list[str]:
     words = [w.lower() for w in _TOKEN.findall(text)]
-    return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+    return words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
 
 
 def _bucket(feature: str, dims: int) -> tuple[int, float]:

@@ -1,0 +1,82 @@
+"""The real local stack for integration tests: Redis, a MongoDB server, Chroma and
+real Celery worker processes for the control, cpu and gpu queues.
+
+Set ``REEMBED_TEST_MONGODB_URI`` to run every Mongo-touching test against a real
+MongoDB instead of the bundled wire-protocol server.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reembed import mongo, stack, watch
+from reembed.family import Family, add_family
+from reembed.progress import Snapshot
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.Stack]:
+    root = tmp_path_factory.mktemp("stack")
+    st = stack.up(root)
+    env = st.env()
+    real_mongo = os.environ.get("REEMBED_TEST_MONGODB_URI")
+    if real_mongo:
+        env["MONGODB_URI"] = real_mongo
+    env["REEMBED_DB"] = f"reembed_test_{uuid.uuid4().hex[:8]}"
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        stack.start_workers(st, ["control", "cpu", "gpu"], extra_env=env)
+        yield st
+    finally:
+        stack.down(root)
+        if real_mongo:
+            mongo.client().drop_database(env["REEMBED_DB"])
+        mongo.close_all()
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+def new_family(docs: list[dict[str, Any]], **kw: Any) -> Family:
+    """A fresh family over a fresh source collection holding ``docs``."""
+    name = f"fam_{uuid.uuid4().hex[:10]}"
+    fam = add_family(Family(name=name, collection=f"src_{name}", **kw))
+    if docs:
+        fam.source().insert_many(docs)
+    return fam
+
+
+def build(family: str, embed: dict[str, Any], version: str | None = None,
+          timeout: float = 300, **kw: Any) -> Snapshot:
+    """Enqueue ``reembed_family`` like a Python user would and wait for its run to end."""
+    from reembed.build import resolve
+    from reembed.tasks import reembed_family
+
+    target = resolve(family, version, embed)
+    task_id = uuid.uuid4().hex
+    result = reembed_family.apply_async(
+        kwargs={"family": family, "version": target.label,
+                "embed": target.config.model_dump(mode="json"), **kw}, task_id=task_id)
+    outcome = watch.wait(target.version_id, task_id[:12], result, timeout=timeout)
+    assert not isinstance(outcome, str), outcome
+    return outcome
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the ``reembed`` console script with the test environment."""
+    proc = subprocess.run([sys.executable, "-m", "reembed.cli", *args], capture_output=True,
+                          text=True, env=dict(os.environ), timeout=300, cwd=Path.cwd())
+    if check and proc.returncode != 0:
+        raise AssertionError(f"reembed {' '.join(args)} exited {proc.returncode}:\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc
