@@ -35,6 +35,7 @@ class FlipResult:
     version: str
     rev: int
     forced: bool
+    caught_up: int | None = None
 
 
 def get(family: str) -> dict[str, Any] | None:
@@ -67,7 +68,8 @@ def check_flippable(rec: versions.VersionRecord, force: bool) -> None:
 
 
 def flip(family: str, label: str, *, force: bool = False, action: str = "flip",
-         expected_rev: int | None = None, attempts: int = 10) -> FlipResult:
+         expected_rev: int | None = None, attempts: int = 10,
+         caught_up: int | None = None) -> FlipResult:
     """Point ``family``'s alias at version ``label``.
 
     With ``expected_rev`` the flip is a strict compare-and-set and a concurrent
@@ -82,22 +84,23 @@ def flip(family: str, label: str, *, force: bool = False, action: str = "flip",
         if expected_rev is not None and rev != expected_rev:
             raise AliasConflictError(
                 f"alias {family!r} is at rev {rev}, not {expected_rev}: someone flipped it")
-        new = _next_doc(current, rec, action, force, rev + 1)
+        new = _next_doc(current, rec, action, force, rev + 1, caught_up)
         if _compare_and_set(family, current, new):
             sync_statuses(family)
-            return FlipResult(family, new["previous"], new["target"], label, rev + 1, force)
+            return FlipResult(family, new["previous"], new["target"], label, rev + 1, force,
+                              caught_up)
         if expected_rev is not None:
             raise AliasConflictError(f"alias {family!r} changed during the flip")
     raise AliasConflictError(f"alias {family!r} kept changing; gave up after {attempts} tries")
 
 
 def _next_doc(current: dict[str, Any] | None, rec: versions.VersionRecord, action: str,
-              forced: bool, rev: int) -> dict[str, Any]:
+              forced: bool, rev: int, caught_up: int | None) -> dict[str, Any]:
     now = datetime.now(UTC)
     cur = current or {}
     entry = {"at": now, "action": action, "from": cur.get("target"), "to": rec.collection,
              "version": rec.version, "from_version": cur.get("embed", {}).get("version"),
-             "forced": forced, "rev": rev}
+             "forced": forced, "rev": rev, "caught_up": caught_up}
     return {
         "target": rec.collection,
         "embed": embed_summary(rec),

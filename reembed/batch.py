@@ -161,7 +161,7 @@ def _write_ledger(work: _Work, items: list[tuple[str, Chunk]], errors: list[str 
             result.done += 1
         else:
             fields = {"status": ledger.ERROR, "content_fp": None, "retryable": True,
-                      "error": err or "vector was not written"}
+                      "attempted_fp": chunk.content_fp, "error": err or "vector was not written"}
             result.error += 1
         ops.append(_op(work, sid, chunk.chunk_id, {**fields, "config_fp": fp, "dims": dims,
                                                     "worker": worker}, err is not None))
@@ -206,7 +206,8 @@ def give_up(vid: str, batch: str, reason: str) -> dict[str, Any]:
             {"family": rec.family, "version": rec.version, "batch": batch,
              "status": {"$in": [ledger.QUEUED, ledger.PROCESSING]}},
             {"$set": {"status": ledger.ERROR, "error": reason[:500], "retryable": True,
-                      "lease_until": None, "updated_at": ledger.now()},
+                      "lease_until": None, "failed_at": ledger.epoch(),
+                      "updated_at": ledger.now()},
              "$inc": {"attempts": 1}},
         ).modified_count
     except Exception:  # Mongo may be the thing that is down

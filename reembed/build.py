@@ -77,21 +77,28 @@ class Started:
 
 
 def start(target: Target, flip: FlipMode, queue: str | None, run_id: str,
-          batch_chunks: int = 256, force: bool = False) -> Started:
-    """Create or reuse the version, its collection and a run; then plan it."""
+          batch_chunks: int = 256, force: bool = False, flip_action: str = "auto",
+          flip_force: bool = False, expected_rev: int | None = None) -> Started:
+    """Create or reuse the version, its collection and a run; then plan it.
+
+    A run started to flip a version (``flip_action`` ``flip`` or ``rollback``) is
+    all catch-up: every document it finds dirty counts as caught up.
+    """
     config, q = target.config, embed_queue(queue, target.config.device)
     family = target.family.name
     name = collection_name(family, target.label, config.model)
     rec = versions.ensure(family, target.label, config, name, q)
-    sink.create(name, config, family, target.label)
+    sink.create(rec.collection, config, family, target.label)
     probe_dims(config)
-    options = {"flip": flip, "queue": q, "batch_chunks": batch_chunks,
-               "worker_pid": os.getpid()}
+    options: dict[str, Any] = {"flip": flip, "queue": q, "batch_chunks": batch_chunks,
+                               "worker_pid": os.getpid(), "flip_action": flip_action,
+                               "flip_force": flip_force, "expected_rev": expected_rev}
     rec = versions.begin_run(rec, run_id, options, force=force)
     plan = plan_build(target.family, target.label, config, run_id, batch_chunks)
+    caught = plan.dirty_sources if flip_action != "auto" else 0
     versions.update_run(rec.id, run_id, state="embedding", batches=len(plan.batches),
                         sources=plan.sources, dirty_sources=plan.dirty_sources,
-                        queued_chunks=plan.queued_chunks)
+                        queued_chunks=plan.queued_chunks, plan=plan.summary(), caught_up=caught)
     return Started(rec, run_id, plan, q)
 
 

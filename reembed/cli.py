@@ -187,20 +187,23 @@ def run(family: str, driver: str | None, model: str | None, dims: int | None,
 @click.argument("family", required=False)
 @click.option("--json", "as_json", is_flag=True)
 def status(family: str | None, as_json: bool) -> None:
-    """Versions, counts and the alias of one family or all of them."""
+    """Versions with counts by status, last errors, lag, queue depths and beat liveness."""
     from .family import list_families
 
     names = [family] if family else [f.name for f in list_families()]
     data: dict[str, dict[str, Any]] = {
         n: {"alias": aliases.get(n), "versions": progress.version_rows(n)} for n in names}
+    queues_now = progress.queue_depths()
+    tick = progress.beat_last_tick()
     if as_json:
-        click.echo(_json({"families": data, "beat_last_tick": progress.beat_last_tick()}))
+        click.echo(_json({"families": data, "queues": queues_now, "beat_last_tick": tick}))
         return
     for name, info in data.items():
         alias = info["alias"] or {}
         click.echo(f"{name}  alias -> {alias.get('target') or '(none)'}")
         _print_versions(info["versions"])
-    tick = progress.beat_last_tick()
+    click.echo("queues: " + ", ".join(f"{q} {'?' if n is None else n} waiting"
+                                      for q, n in queues_now.items()))
     click.echo(f"beat: last tick {tick.isoformat() if tick else 'never seen'}")
 
 
@@ -224,43 +227,235 @@ def _print_versions(rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table(show_edge=False)
-    for col in ("", "version", "status", "planned", "done", "error", "skipped", "queued",
-                "rate/s", "driver", "model", "collection", "config_fp"):
+    for col in ("", "version", "status", "planned", "queued", "processing", "done", "skipped",
+                "error", "dead", "rate/s", "driver", "model", "collection", "config_fp"):
         table.add_column(col)
     for r in rows:
         c = r["counts"]
         table.add_row("→" if r["active"] else "", r["version"], r["status"], str(c["planned"]),
-                      str(c["done"]), str(c["error"] + c["dead"]), str(c["skipped"]),
-                      str(c["queued"] + c["processing"]),
+                      str(c["queued"]), str(c["processing"]), str(c["done"]), str(c["skipped"]),
+                      str(c["error"]), str(c["dead"]),
                       f"{r['rate']:.0f}" if r["rate"] else "-", r["driver"],
                       str(r["model"]).rsplit("/", 1)[-1], r["collection"], r["config_fp"][:12])
-    Console(width=200).print(table)
+    Console(width=220).print(table)
     for r in rows:
-        if r["reason"]:
-            click.echo(f"  {r['version']}: {r['reason']}")
-        for e in r["errors"]:
-            click.echo(f"  {r['version']}: {e['count']} x {e['error']}")
+        for line in _version_notes(r):
+            click.echo(f"  {r['version']}: {line}")
+
+
+def _version_notes(r: dict[str, Any]) -> list[str]:
+    """Reason, lag, sync, verification and deduplicated errors of one version."""
+    notes = [r["reason"]] if r["reason"] else []
+    if r.get("adopted"):
+        notes.append("adopted collection: never rewritten, synced or dropped by reembed")
+    lag = r.get("lag")
+    if lag is not None:
+        notes.append(f"lag: {lag['behind']} documents behind the source "
+                     f"({lag['source_documents']} in source, {lag['indexed_documents']} indexed, "
+                     f"{lag['in_flight']} in flight)")
+    sync = r.get("last_sync")
+    if sync:
+        at = datetime.fromtimestamp(sync["at"]).isoformat(timespec="seconds")
+        notes.append(f"last sync {at}: {sync.get('new', 0)} new, {sync.get('changed', 0)} "
+                     f"changed, {sync.get('deleted', 0)} deleted")
+    check = r.get("verify")
+    if check and not check.get("passed"):
+        notes.append(f"VERIFY FAILED: {check.get('detail')}")
+    notes += [f"{e['count']} x [{e['status']}] {e['error']}" for e in r["errors"]]
+    return notes
 
 
 # -- alias -------------------------------------------------------------------
+
+CATCH_UP = click.option("--catch-up/--no-catch-up", default=True, show_default=True,
+                        help="Sync the version with the source before flipping (needs workers).")
+TIMEOUT = click.option("--timeout", type=float, default=1800, show_default=True,
+                       help="Seconds to wait for the catch-up.")
+
 
 @cli.command("flip")
 @click.argument("family")
 @click.argument("version")
 @click.option("--force", is_flag=True, help="Flip even if the version is not ready.")
-def flip_cmd(family: str, version: str, force: bool) -> None:
-    """Point FAMILY's readers at VERSION (atomic compare-and-set)."""
-    res = aliases.flip(family, version, force=force)
+@CATCH_UP
+@TIMEOUT
+def flip_cmd(family: str, version: str, force: bool, catch_up: bool, timeout: float) -> None:
+    """Catch VERSION up with the source, then point FAMILY's readers at it (atomic)."""
+    from .catchup import flip_with_catch_up
+
+    report = flip_with_catch_up(family, version, force=force, catch_up=catch_up,
+                                timeout=timeout)
+    res = report.result
     forced = " (forced)" if res.forced else ""
-    click.echo(f"{family}: {res.previous or '(none)'} -> {res.target}{forced} [rev {res.rev}]")
+    click.echo(f"{family}: {res.previous or '(none)'} -> {res.target}{forced} [rev {res.rev}]"
+               f"{_caught(report.caught_up)}")
+    if report.note:
+        click.echo(f"note: {report.note}", err=True)
 
 
 @cli.command("rollback")
 @click.argument("family")
-def rollback_cmd(family: str) -> None:
-    """Point FAMILY's readers back at the version before the last flip."""
-    res = aliases.rollback(family)
-    click.echo(f"{family}: rolled back {res.previous} -> {res.target} [rev {res.rev}]")
+@CATCH_UP
+@TIMEOUT
+def rollback_cmd(family: str, catch_up: bool, timeout: float) -> None:
+    """Catch the previous version up, then point FAMILY's readers back at it."""
+    from .catchup import rollback_with_catch_up
+
+    report = rollback_with_catch_up(family, catch_up=catch_up, timeout=timeout)
+    res = report.result
+    click.echo(f"{family}: rolled back {res.previous} -> {res.target} [rev {res.rev}]"
+               f"{_caught(report.caught_up)}")
+    if report.note:
+        click.echo(f"note: {report.note}", err=True)
+
+
+def _caught(n: int | None) -> str:
+    return "" if n is None else f", caught up {n} documents"
+
+
+@cli.command("adopt")
+@click.argument("family")
+@click.option("--collection", required=True, help="The existing Chroma collection.")
+@click.option("--driver", required=True, help="Driver that made its vectors.")
+@click.option("--model", default=None, help="Model that made its vectors.")
+@click.option("--dims", type=int, default=None, help="Expected dims (checked).")
+@click.option("--version", "label", default="legacy", show_default=True)
+@click.option("--force", is_flag=True, help="Point the alias at it even if one exists.")
+def adopt_cmd(family: str, collection: str, driver: str, model: str | None, dims: int | None,
+              label: str, force: bool) -> None:
+    """Register an existing unversioned collection as a version, without rewriting it."""
+    from .adopt import adopt
+
+    got = adopt(family, collection, driver, model, dims, label, force)
+    rec = got.record
+    click.echo(f"{rec.id}: adopted {collection} ({got.count} vectors, {rec.embed['dims']} dims, "
+               f"config_fp {rec.config_fp[:12]})")
+    if got.flipped:
+        click.echo(f"{family}: alias -> {collection}")
+    else:
+        click.echo(f"{family}: alias left on {aliases.active_version(family)!r}; "
+                   "pass --force or flip later", err=True)
+
+
+# -- hygiene (the beat jobs, once) ------------------------------------------------
+
+JSON = click.option("--json", "as_json", is_flag=True)
+JOB_TIMEOUT = click.option("--timeout", type=float, default=600, show_default=True,
+                           help="Seconds to wait for the job.")
+
+
+def _job(name: str, timeout: float, **kwargs: Any) -> Any:
+    """Run a beat job once on the control queue and wait for its result."""
+    from celery.exceptions import TimeoutError as CeleryTimeout
+
+    from workers.app import app
+
+    result = app.send_task(f"reembed.{name}", kwargs=kwargs)
+    try:
+        return result.get(timeout=timeout)
+    except CeleryTimeout:
+        raise ReembedError(f"{name} did not answer within {timeout:.0f}s: is a control worker "
+                           "running (`python -m workers.control`)?") from None
+
+
+def _emit(value: Any, as_json: bool, lines: list[str]) -> None:
+    click.echo(_json(value) if as_json else "\n".join(lines) or "nothing to do")
+
+
+@cli.command("sync")
+@click.argument("family")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait until the sync runs have embedded what they found.")
+@JOB_TIMEOUT
+@JSON
+def sync_cmd(family: str, wait: bool, timeout: float, as_json: bool) -> None:
+    """Propagate new, changed and deleted documents to the active and building versions."""
+    from . import watch
+    from .family import get_family
+
+    get_family(family)
+    reports = _job("sync_families", timeout, family=family)
+    if wait:
+        for r in reports:
+            if r["action"] in ("run", "joined") and r["plan"].get("batches"):
+                watch.wait(f"{family}:{r['version']}", r["run_id"], None, timeout)
+    _emit(reports, as_json, [
+        f"{r['version']}: {r['action']} {r['note'] or ''}".rstrip() + (
+            f" ({r['plan']['new']} new, {r['plan']['changed']} changed, "
+            f"{r['plan']['deleted']} deleted, {r['plan']['queued_chunks']} chunks)"
+            if r["plan"] else "") for r in reports])
+
+
+@cli.command("requeue")
+@click.argument("family")
+@click.option("--now", is_flag=True, help="Ignore the backoff (the attempt cap still holds).")
+@JOB_TIMEOUT
+@JSON
+def requeue_cmd(family: str, now: bool, timeout: float, as_json: bool) -> None:
+    """Retry FAMILY's failed rows whose backoff passed; bury those at the cap as dead."""
+    reports = _job("requeue_errors", timeout, family=family, now=now)
+    _emit(reports, as_json, [f"{r['version']}: requeued {r['requeued']}, dead {r['dead']}, "
+                             f"waiting for backoff {r['waiting']}" for r in reports])
+
+
+@cli.command("retry")
+@click.argument("family")
+@click.argument("version")
+@click.option("--dead", is_flag=True, help="Also revive dead rows (attempts start again).")
+@JOB_TIMEOUT
+@JSON
+def retry_cmd(family: str, version: str, dead: bool, timeout: float, as_json: bool) -> None:
+    """Retry VERSION's failed rows now."""
+    r = _job("retry_rows", timeout, family=family, version=version, dead=dead)
+    _emit(r, as_json, [f"{r['version']}: requeued {r['requeued']} rows in {r['batches']} "
+                       f"batches (run {r['run_id']})" + (f"; {r['note']}" if r["note"] else "")])
+
+
+@cli.command("reconcile")
+@click.option("--grace", type=float, default=0, show_default=True,
+              help="Only runs quiet for this many seconds.")
+@JOB_TIMEOUT
+@JSON
+def reconcile_cmd(grace: float, timeout: float, as_json: bool) -> None:
+    """Finalize builds whose rows are all settled but whose callback never came."""
+    out = _job("reconcile_builds", timeout, grace_s=grace)
+    _emit(out, as_json, [f"{r['version_id']}: {r['status']}"
+                         + (" (flipped)" if r["flipped"] else "")
+                         + (" (still catching up)" if r["waiting"] else "") for r in out])
+
+
+@cli.command("verify")
+@click.argument("family")
+@JOB_TIMEOUT
+@JSON
+def verify_cmd(family: str, timeout: float, as_json: bool) -> None:
+    """Sample FAMILY's stored vectors and compare dims and norms with each config."""
+    out = _job("verify_dims", timeout, family=family)
+    _emit(out, as_json, [f"{r['version']}: {'ok' if r['passed'] else 'MISMATCH'} "
+                         f"({r['sampled']} sampled, {r['dims_seen']} dims) {r['detail']}"
+                         for r in out])
+    if any(not r["passed"] for r in out):
+        sys.exit(1)
+
+
+@cli.command("gc")
+@click.argument("family")
+@click.option("--keep", type=int, default=None, help="Old versions to keep (env REEMBED_GC_KEEP, "
+              "default 2), besides the active and previous ones.")
+@click.option("--min-age", type=float, default=None,
+              help="Only drop versions older than this many seconds (default 7 days).")
+@click.option("--dry-run", is_flag=True, help="Only say what would be dropped.")
+@click.option("--adopted", is_flag=True, help="Allow dropping adopted collections too.")
+@JOB_TIMEOUT
+@JSON
+def gc_cmd(family: str, keep: int | None, min_age: float | None, dry_run: bool,
+           adopted: bool, timeout: float, as_json: bool) -> None:
+    """Drop old versions of FAMILY (collection and ledger rows); never active or previous."""
+    (plan,) = _job("gc_versions", timeout, family=family, keep=keep, min_age_s=min_age,
+                   dry_run=dry_run, adopted=adopted)
+    verb = "would drop" if dry_run else "dropped"
+    _emit(plan, as_json, [f"{verb}: {', '.join(plan['drop']) or 'nothing'}",
+                          *(f"kept {v}: {why}" for v, why in plan["keep"].items())])
 
 
 # -- query -------------------------------------------------------------------

@@ -26,6 +26,7 @@ DRIVER_ALIASES: dict[str, str] = {
     "sentence_transformers": "sentence-transformers",
     "transformers": "sentence-transformers",
     "st": "sentence-transformers",
+    "python": "python",
 }
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -107,8 +108,35 @@ class SentenceTransformersConfig(_EmbedBase):
         return data
 
 
-EmbedConfig = Annotated[NaiveConfig | SentenceTransformersConfig, Field(discriminator="driver")]
-AnyEmbedConfig = NaiveConfig | SentenceTransformersConfig
+OptionValue = str | int | float | bool
+
+
+class PythonConfig(_EmbedBase):
+    """An embedder of your own: ``model`` is ``"package.module:factory"``.
+
+    The factory is called as ``factory(dims=..., **options)`` inside each worker
+    process and must return an object with ``dims`` and ``embed(texts)`` (see
+    :class:`reembed.embedders.Embedder`). ``options`` are semantic: they are part
+    of the fingerprint, because they may change the vectors.
+    """
+
+    driver: Literal["python"] = "python"
+    options: dict[str, OptionValue] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _import_path(self) -> PythonConfig:
+        module, _, attr = self.model.partition(":")
+        if not module or not attr:
+            raise ValueError(
+                f"model {self.model!r} must be an import path 'package.module:factory'")
+        if self.dims is None:
+            raise ValueError("the python driver needs dims: the factory's output size")
+        return self
+
+
+EmbedConfig = Annotated[NaiveConfig | SentenceTransformersConfig | PythonConfig,
+                        Field(discriminator="driver")]
+AnyEmbedConfig = NaiveConfig | SentenceTransformersConfig | PythonConfig
 _ADAPTER: TypeAdapter[AnyEmbedConfig] = TypeAdapter(EmbedConfig)
 
 

@@ -1,34 +1,40 @@
-"""Finalizing a run: counts from the ledger, integrity checks, status, optional flip.
+"""Finalizing a run: counts from the ledger, integrity checks, status, catch-up, flip.
 
-This is the chord callback. It trusts nothing the header tasks returned: counts
-come from the ledger and from Chroma, so a build is only ``ready`` when the two
-agree and nothing is left in flight.
+This is the chord callback of every fan-out, and the beat reconciler calls it
+for runs whose callback was lost. It trusts nothing the header tasks returned:
+counts come from the ledger and from Chroma, and a run is only decided once
+every one of its rows is settled. Calling it twice is harmless: the decision is
+recomputed from the same data and the flip is claimed once per run.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from . import aliases, ledger, sink, versions
+from . import aliases, catchup, ledger, sink, versions
+from .errors import AliasConflictError, StateError
 
 DEFAULT_MAX_ERROR_RATIO = 0.01
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What finalizing decided."""
+    """What finalizing decided (``waiting`` when rows are still in flight)."""
 
     version_id: str
     status: str
     counts: dict[str, int]
     reason: str | None
     flipped: bool
+    waiting: bool = False
+    caught_up: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def max_error_ratio() -> float:
-    """Share of chunks allowed to be in ``error`` for a version to be ready."""
+    """Share of chunks allowed to be in ``error`` or ``dead`` for a version to be ready."""
     return float(os.environ.get("REEMBED_MAX_ERROR_RATIO", DEFAULT_MAX_ERROR_RATIO))
 
 
@@ -53,19 +59,47 @@ def completeness(counts: ledger.Counts, stored: int, tolerance: float) -> dict[s
 
 
 def finalize(vid: str, run_id: str) -> Outcome:
-    """Decide the run's outcome from the ledger and Chroma; flip when asked and ready."""
+    """Decide run ``run_id`` of ``vid`` from the ledger and Chroma; catch up and flip if asked."""
     rec = versions.get(vid)
     if rec.run_id != run_id:  # a newer run owns the version; its own callback decides
         return Outcome(vid, rec.status, rec.counts, "superseded by a newer run", False)
-    versions.update_run(vid, run_id, state="finalizing")
     counts = ledger.counts(rec.family, rec.version)
+    if counts.pending:  # a later round of this run is in flight; its callback decides
+        return Outcome(vid, rec.status, counts.as_dict(),
+                       f"{counts.pending} chunks still in flight", False, waiting=True)
+    versions.update_run(vid, run_id, state="finalizing")
     check = completeness(counts, sink.open_collection(rec.collection).count(), max_error_ratio())
     status = versions.READY if check["passed"] else versions.FAILED
     reason = None if check["passed"] else check["detail"]
-    versions.finish(vid, run_id, status, counts.as_dict(), reason, {"completeness": check})
-    flipped = False
-    if status == versions.READY and rec.run.get("flip") == "auto":
-        flipped = aliases.active_version(rec.family) != rec.version
-        if flipped:
-            aliases.flip(rec.family, rec.version, action="auto")
-    return Outcome(vid, status, counts.as_dict(), reason, flipped)
+    wants_flip = rec.run.get("flip") == "auto" and (check["passed"] or rec.run.get("flip_force"))
+    if wants_flip and not rec.run.get("flip_claimed"):
+        pending = catchup.next_round(rec, run_id)
+        if pending is not None:
+            return Outcome(vid, rec.status, counts.as_dict(), pending, False, waiting=True)
+    final_state = "flipping" if wants_flip else None
+    versions.finish(vid, run_id, status, counts.as_dict(), reason, {"completeness": check},
+                    state=final_state)
+    if not wants_flip:
+        return Outcome(vid, status, counts.as_dict(), reason, False)
+    flipped, flip_error = _flip_once(versions.get(vid), run_id)
+    versions.update_run(vid, run_id, state="failed" if status == versions.FAILED else "done",
+                        flipped=flipped, flip_error=flip_error)
+    caught = int(versions.get(vid).run.get("caught_up", 0))
+    return Outcome(vid, status, counts.as_dict(), reason or flip_error, flipped, caught_up=caught)
+
+
+def _flip_once(rec: versions.VersionRecord, run_id: str) -> tuple[bool, str | None]:
+    """Flip the alias for this run, once; a refused or lost flip is reported, not raised."""
+    run = rec.run
+    if not versions.claim_flip(rec.id, run_id):
+        return bool(run.get("flipped")), run.get("flip_error")
+    action = run.get("flip_action", "auto")
+    if action == "auto" and aliases.active_version(rec.family) == rec.version:
+        return False, None
+    try:
+        aliases.flip(rec.family, rec.version, force=bool(run.get("flip_force")),
+                     action=action, expected_rev=run.get("expected_rev"),
+                     caught_up=int(run.get("caught_up", 0)))
+    except (AliasConflictError, StateError) as exc:
+        return False, str(exc)
+    return True, None

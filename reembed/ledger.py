@@ -8,10 +8,11 @@ Every write is a bulk, unordered write; reads use one ``$in`` query per batch.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import DeleteOne, UpdateOne
@@ -24,7 +25,13 @@ QUEUED, PROCESSING, DONE, SKIPPED, ERROR, DEAD = (
     "queued", "processing", "done", "skipped", "error", "dead",
 )
 STATUSES = (QUEUED, PROCESSING, DONE, SKIPPED, ERROR, DEAD)
+PENDING = (QUEUED, PROCESSING)
+TERMINAL = (DONE, SKIPPED, ERROR, DEAD)
 Row = dict[str, Any]
+
+# Leases and failure times are epoch seconds (floats), not dates: numbers
+# compare the same on every Mongo-compatible server, dates updated with $set
+# do not on all of them.
 
 
 def collection() -> Collection:
@@ -83,6 +90,11 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def epoch() -> float:
+    """Seconds since the epoch, the unit of ``lease_until`` and ``failed_at``."""
+    return time.time()
+
+
 def queue_ops(family: str, version: str, config_fp: str, batch: str, source_ref: Any,
               sid: str, chunk_ids: Iterable[int]) -> list[UpdateOne]:
     """Upserts that put these chunks of one source into ``batch`` as ``queued``.
@@ -106,13 +118,11 @@ def queue_ops(family: str, version: str, config_fp: str, batch: str, source_ref:
 
 
 def claim(family: str, version: str, batch: str, worker: str, lease_s: float) -> int:
-    """Mark a batch's rows ``processing`` under a lease; returns how many were claimed."""
-    t = now()
+    """Mark a batch's pending rows ``processing`` under a lease; returns how many."""
     result = collection().update_many(
-        {"family": family, "version": version, "batch": batch,
-         "status": {"$in": [QUEUED, PROCESSING, ERROR]}},
-        {"$set": {"status": PROCESSING, "worker": worker, "updated_at": t,
-                  "lease_until": t + timedelta(seconds=lease_s)}},
+        {"family": family, "version": version, "batch": batch, "status": {"$in": list(PENDING)}},
+        {"$set": {"status": PROCESSING, "worker": worker, "updated_at": now(),
+                  "lease_until": epoch() + lease_s}},
     )
     return result.modified_count
 
@@ -129,6 +139,7 @@ def result_op(family: str, version: str, sid: str, cid: int, fields: dict[str, A
     }
     if failed:
         update["$inc"] = {"attempts": 1}
+        update["$set"]["failed_at"] = epoch()
     else:
         update["$setOnInsert"]["attempts"] = 0
     return UpdateOne({"_id": ledger_id(sid, cid, version, family)}, update, upsert=True)
@@ -146,14 +157,85 @@ def apply(ops: list[Any]) -> None:
 
 
 def last_errors(family: str, version: str, limit: int = 5) -> list[dict[str, Any]]:
-    """The most frequent error messages of a version, with counts."""
-    pipeline: list[dict[str, Any]] = [
-        {"$match": {"family": family, "version": version, "status": {"$in": [ERROR, DEAD]}}},
-        {"$group": {"_id": "$error", "n": {"$sum": 1}}},
-        {"$sort": {"n": -1}},
-        {"$limit": limit},
-    ]
-    return [{"error": d["_id"], "count": d["n"]} for d in collection().aggregate(pipeline)]
+    """The most frequent error messages of a version, with counts and their status.
+
+    One grouping per status: some Mongo-compatible servers cannot group by a
+    compound key.
+    """
+    groups = []
+    for status in (ERROR, DEAD):
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"family": family, "version": version, "status": status}},
+            {"$group": {"_id": "$error", "n": {"$sum": 1}}},
+        ]
+        groups += [{"error": d["_id"], "status": status, "count": d["n"]}
+                   for d in collection().aggregate(pipeline)]
+    return sorted(groups, key=lambda g: (-g["count"], str(g["error"])))[:limit]
+
+
+def row_fp(row: Row) -> str | None:
+    """The content fingerprint a row stands for: its vector's, or the text that failed."""
+    if row["status"] == DONE:
+        return row.get("content_fp")
+    if row["status"] in (ERROR, DEAD):
+        return row.get("attempted_fp")
+    return None
+
+
+def find_ids(query: dict[str, Any], limit: int) -> list[Row]:
+    """Up to ``limit`` rows matching ``query``, with the fields requeueing needs."""
+    fields = {"family": 1, "version": 1, "source_id": 1, "chunk_id": 1, "status": 1,
+              "attempts": 1, "failed_at": 1, "retryable": 1}
+    return list(collection().find(query, fields).limit(limit))
+
+
+def requeue(ids: list[str], batch: str, from_status: Iterable[str],
+            reset_attempts: bool = False) -> int:
+    """Put rows back to ``queued`` under ``batch``, only if still in ``from_status``."""
+    fields: dict[str, Any] = {"status": QUEUED, "batch": batch, "lease_until": None,
+                              "updated_at": now()}
+    if reset_attempts:
+        fields["attempts"] = 0
+    return collection().update_many(
+        {"_id": {"$in": ids}, "status": {"$in": list(from_status)}}, {"$set": fields},
+    ).modified_count
+
+
+def mark_dead(ids: list[str]) -> int:
+    """Stop retrying rows that reached the attempt cap (``reembed retry --dead`` revives)."""
+    return collection().update_many(
+        {"_id": {"$in": ids}, "status": ERROR},
+        {"$set": {"status": DEAD, "updated_at": now()}},
+    ).modified_count
+
+
+def source_heads(family: str, version: str, page_size: int = 1000) -> Iterator[list[Row]]:
+    """Every source the version has rows for (its chunk-0 row), in ``_id`` pages."""
+    last: str | None = None
+    while True:
+        query: dict[str, Any] = {"family": family, "version": version, "chunk_id": 0}
+        if last is not None:
+            query["_id"] = {"$gt": last}
+        page = list(collection().find(query, {"source_id": 1, "source_ref": 1})
+                    .sort("_id", 1).limit(page_size))
+        if not page:
+            return
+        yield page
+        last = page[-1]["_id"]
+
+
+def assign_sources(family: str, version: str, source_ids: list[str], batch: str) -> int:
+    """Queue every row of these sources under ``batch`` (the batch decides their fate)."""
+    return collection().update_many(
+        {"family": family, "version": version, "source_id": {"$in": source_ids}},
+        {"$set": {"status": QUEUED, "batch": batch, "lease_until": None, "updated_at": now()}},
+    ).modified_count
+
+
+def indexed_sources(family: str, version: str) -> int:
+    """Sources whose rows are all settled (one chunk-0 row per source)."""
+    return collection().count_documents(
+        {"family": family, "version": version, "chunk_id": 0, "status": {"$in": list(TERMINAL)}})
 
 
 def drop_version(family: str, version: str) -> int:

@@ -70,7 +70,7 @@ def collection_name(family: str, label: str, model: str) -> str:
     version_part = label if label[:1] in "vV" else f"v{label}"
     raw = f"{family}__{version_part}__{model_slug(model)}"
     name = _slug(raw).strip("._-")
-    lossy = name != raw
+    lossy = name != raw or model_slug(model) != model  # a path prefix or odd chars dropped
     if lossy or len(name) > MAX_NAME - 10 or len(name) < 3 or IPV4_RE.match(name):
         digest = sha256_hex("\x00".join((family, label, model)))[:8]
         name = f"{name[: MAX_NAME - 10].rstrip('._-')}-{digest}".lstrip("._-")

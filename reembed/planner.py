@@ -22,31 +22,49 @@ from .family import Family
 
 @dataclass
 class Plan:
-    """The outcome of planning one run."""
+    """The outcome of planning one run (or one sync or catch-up round of it)."""
 
     sources: int = 0
     dirty_sources: int = 0
+    new_sources: int = 0
+    deleted_sources: int = 0
+    busy_sources: int = 0
     queued_chunks: int = 0
     batches: list[str] = field(default_factory=list)
+
+    @property
+    def changed_sources(self) -> int:
+        """Sources that existed before and whose text (or fate) changed."""
+        return self.dirty_sources - self.new_sources - self.deleted_sources
+
+    def summary(self) -> dict[str, int]:
+        return {"sources": self.sources, "dirty": self.dirty_sources, "new": self.new_sources,
+                "changed": self.changed_sources, "deleted": self.deleted_sources,
+                "busy": self.busy_sources, "queued_chunks": self.queued_chunks,
+                "batches": len(self.batches)}
 
 
 class _Batcher:
     """Assigns dirty sources to batches of about ``size`` chunks."""
 
-    def __init__(self, run_id: str, size: int, plan: Plan) -> None:
-        self._run_id, self._size, self._plan = run_id, size, plan
+    def __init__(self, prefix: str, size: int, plan: Plan) -> None:
+        self._prefix, self._size, self._plan = prefix, size, plan
         self._fill = size  # forces a new batch on first use
 
     def key_for(self, weight: int) -> str:
         if self._fill + weight > self._size and self._fill > 0:
-            self._plan.batches.append(f"{self._run_id}:{len(self._plan.batches)}")
+            self._plan.batches.append(f"{self._prefix}:{len(self._plan.batches)}")
             self._fill = 0
         self._fill += weight
         return self._plan.batches[-1]
 
 
 def is_current(plan: DocPlan, rows: list[dict[str, Any]], config_fp: str) -> bool:
-    """True when the ledger already holds exactly this document's final rows."""
+    """True when the ledger already settled exactly this document's chunks.
+
+    Chunks that failed on this same text count as settled: retrying them is the
+    job of the requeue policy (backoff, attempt cap, ``dead``), not of planning.
+    """
     if plan.error or plan.skipped:
         want = ledger.ERROR if plan.error else ledger.SKIPPED
         return (len(rows) == 1 and rows[0]["chunk_id"] == 0 and rows[0]["status"] == want
@@ -54,41 +72,84 @@ def is_current(plan: DocPlan, rows: list[dict[str, Any]], config_fp: str) -> boo
     if len(rows) != len(plan.chunks):
         return False
     return all(
-        r["chunk_id"] == c.chunk_id and r["status"] == ledger.DONE
-        and r.get("content_fp") == c.content_fp and r.get("config_fp") == config_fp
+        r["chunk_id"] == c.chunk_id and ledger.row_fp(r) == c.content_fp
+        and r.get("config_fp") == config_fp
         for r, c in zip(rows, plan.chunks, strict=True)
     )
 
 
+def is_busy(rows: list[dict[str, Any]], run_id: str, now: float) -> bool:
+    """A batch will settle this source anyway: leave it alone.
+
+    That is a row queued in a batch of this same run (the batch reads the source
+    when it runs, so it sees the latest text) or a row under a live lease. Rows
+    queued by an older run may have lost their message, so those are re-planned.
+    """
+    return any(
+        (r["status"] == ledger.QUEUED and str(r.get("batch", "")).startswith(f"{run_id}:"))
+        or (r["status"] == ledger.PROCESSING and (r.get("lease_until") or 0) > now)
+        for r in rows
+    )
+
+
 def plan_build(family: Family, label: str, config: AnyEmbedConfig, run_id: str,
-               batch_chunks: int = 256, page_size: int = 1000) -> Plan:
-    """Queue every chunk of ``family`` that version ``label`` lacks; return the batches."""
+               batch_chunks: int = 256, page_size: int = 1000, round_tag: str = "") -> Plan:
+    """Queue every chunk version ``label`` lacks and every source it must forget.
+
+    New and changed documents come from one pass over the source; documents
+    deleted from the source (or no longer matching the filter) from one pass
+    over the version's ledger, skipped for a version that had no rows yet.
+    """
     plan = Plan()
-    batcher = _Batcher(run_id, batch_chunks, plan)
+    batcher = _Batcher(f"{run_id}:{round_tag}" if round_tag else run_id, batch_chunks, plan)
+    had_rows = ledger.collection().find_one({"family": family.name, "version": label},
+                                            {"_id": 1}) is not None
     before = source.count(family)
     for page in source.iter_pages(family, page_size):
         plan.sources += len(page)
-        _plan_page(family, label, config, page, batcher, plan)
+        _plan_page(family, label, config, run_id, page, batcher, plan)
     _check_complete(family, plan.sources, before)
+    if had_rows:
+        _plan_deletions(family, label, batcher, plan, page_size)
     return plan
 
 
-def _plan_page(family: Family, label: str, config: AnyEmbedConfig, page: list[source.Doc],
-               batcher: _Batcher, plan: Plan) -> None:
+def _plan_page(family: Family, label: str, config: AnyEmbedConfig, run_id: str,
+               page: list[source.Doc], batcher: _Batcher, plan: Plan) -> None:
     docs = [read_document(d, family, config) for d in page]
     existing = ledger.rows_for_sources(family.name, label, [d.source_id for d in docs])
     ops: list[Any] = []
+    now = ledger.epoch()
     for doc in docs:
         rows = existing.get(doc.source_id, [])
         if is_current(doc, rows, config.config_fp):
+            continue
+        if is_busy(rows, run_id, now):
+            plan.busy_sources += 1
             continue
         chunk_ids = sorted({c.chunk_id for c in doc.chunks} | {r["chunk_id"] for r in rows} | {0})
         key = batcher.key_for(max(1, len(doc.chunks)))
         ops += ledger.queue_ops(family.name, label, config.config_fp, key, doc.ref,
                                 doc.source_id, chunk_ids)
         plan.dirty_sources += 1
+        plan.new_sources += not rows
         plan.queued_chunks += len(chunk_ids)
     ledger.apply(ops)
+
+
+def _plan_deletions(family: Family, label: str, batcher: _Batcher, plan: Plan,
+                    page_size: int) -> None:
+    """Queue the sources the ledger knows but the source no longer has (the batch deletes)."""
+    for heads in ledger.source_heads(family.name, label, page_size):
+        present = source.existing_refs(family, [h["source_ref"] for h in heads])
+        gone = [h["source_id"] for h in heads if source.source_id(h["source_ref"]) not in present]
+        by_batch: dict[str, list[str]] = {}
+        for sid in gone:
+            by_batch.setdefault(batcher.key_for(1), []).append(sid)
+        for key, sids in by_batch.items():
+            ledger.assign_sources(family.name, label, sids, key)
+        plan.dirty_sources += len(gone)
+        plan.deleted_sources += len(gone)
 
 
 def _check_complete(family: Family, seen: int, before: int) -> None:

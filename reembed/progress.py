@@ -60,7 +60,7 @@ def version_rows(family: str) -> list[dict[str, Any]]:
     active = aliases.active_version(family)
     rows = []
     for rec in versions.for_family(family):
-        counts = ledger.counts(family, rec.version)
+        counts = _counts(rec)
         rows.append({
             "family": family, "version": rec.version, "status": rec.status,
             "active": rec.version == active, "run": rec.run.get("state"),
@@ -70,8 +70,63 @@ def version_rows(family: str) -> list[dict[str, Any]]:
             "dims": rec.embed.get("dims"), "queue": rec.queue, "reason": rec.reason,
             "created_at": rec.created_at, "finished_at": rec.finished_at,
             "errors": ledger.last_errors(family, rec.version, 3),
+            "adopted": rec.adopted, "verify": rec.verify or None,
+            "last_sync": rec.last_sync or None,
+            "lag": lag(rec) if rec.version == active and not rec.adopted else None,
         })
     return rows
+
+
+def _counts(rec: versions.VersionRecord) -> ledger.Counts:
+    """Live ledger counts; an adopted version has no ledger, so its recorded counts."""
+    if rec.adopted:
+        return ledger.Counts({ledger.DONE: int(rec.counts.get("done", 0))})
+    return ledger.counts(rec.family, rec.version)
+
+
+def lag(rec: versions.VersionRecord) -> dict[str, Any]:
+    """How far a version is behind its source, in documents.
+
+    ``behind`` is exact for new documents (source documents without settled
+    rows, plus documents in flight); edits and deletions are counted by the
+    last sync, shown next to it, because telling them apart needs a full scan.
+    """
+    from .family import get_family
+    from .source import count
+
+    in_source = count(get_family(rec.family))
+    indexed = ledger.indexed_sources(rec.family, rec.version)
+    in_flight = ledger.collection().count_documents(
+        {"family": rec.family, "version": rec.version, "chunk_id": 0,
+         "status": {"$in": list(ledger.PENDING)}})
+    return {"source_documents": in_source, "indexed_documents": indexed,
+            "in_flight": in_flight, "behind": max(0, in_source - indexed)}
+
+
+def queue_depths() -> dict[str, int | None]:
+    """Messages waiting in each reembed queue on the broker (None: broker unreachable).
+
+    Kombu's Redis transport keeps a queue as one list per priority step (the
+    queue's name, then the name, a separator and the priority); waiting messages
+    are their sum.
+    """
+    import redis
+
+    from .queues import ALL
+    from .settings import settings
+
+    try:
+        r = redis.Redis.from_url(settings().broker_url, socket_timeout=3)
+        return {q: sum(int(r.llen(k)) for k in _priority_keys(q)) for q in ALL}
+    except redis.RedisError:
+        return dict.fromkeys(ALL)
+
+
+PRIORITY_SEP = "\x06\x16"  # kombu.transport.redis separator between queue and priority
+
+
+def _priority_keys(queue: str) -> list[str]:
+    return [queue, *(f"{queue}{PRIORITY_SEP}{p}" for p in range(1, 10))]
 
 
 def beat_last_tick() -> datetime | None:

@@ -58,6 +58,16 @@ def fetch(family: Family, refs: list[Any]) -> dict[str, Doc]:
     return {source_id(d["_id"]): d for d in family.source().find(query, projection)}
 
 
+def existing_refs(family: Family, refs: list[Any]) -> set[str]:
+    """Source ids among ``refs`` that still exist and match the filter (ids only, one query)."""
+    if not refs:
+        return set()
+    query: Doc = {"_id": {"$in": refs}}
+    if family.filter:
+        query = {"$and": [family.filter, query]}
+    return {source_id(d["_id"]) for d in family.source().find(query, {"_id": 1})}
+
+
 def count(family: Family) -> int:
     """How many documents the family has now."""
     return family.source().count_documents(family.filter)

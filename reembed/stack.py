@@ -201,6 +201,23 @@ def start_workers(stack: Stack, kinds: list[str], extra_env: dict[str, str] | No
     wait_for(lambda: _consuming(stack, kinds), f"workers {', '.join(kinds)}", timeout)
 
 
+def start_beat(stack: Stack, extra_env: dict[str, str] | None = None) -> None:
+    """Start ``celery beat`` for the stack (schedule file in the stack folder).
+
+    It is recorded with the workers, so ``stop_workers(stack, ["beat"])`` and
+    ``down`` stop it. Intervals come from ``extra_env`` (see ``beat_schedule.py``).
+    """
+    state = stack.state()
+    workers = state.setdefault("workers", {})
+    if alive((workers.get("beat") or {}).get("pid")):
+        return
+    env = {**os.environ, **stack.env(), **(extra_env or {})}
+    cmd = [sys.executable, "-m", "celery", "-A", "workers.app", "beat", "--loglevel", "INFO",
+           "--schedule", str(stack.root / "celerybeat-schedule")]
+    workers["beat"] = {"pid": _spawn(cmd, stack.root / "beat.log", env)}
+    stack.save(state)
+
+
 def _consuming(stack: Stack, kinds: list[str]) -> bool:
     from celery import Celery
 

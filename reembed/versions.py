@@ -9,6 +9,7 @@ only written by the run that owns them, so a stale task cannot clobber a newer r
 from __future__ import annotations
 
 import contextlib
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,9 +22,11 @@ from .errors import ConfigError, NotFoundError, StateError
 from .mongo import VERSIONS, owned
 from .naming import split_version_id, version_id
 
-BUILDING, READY, FAILED, ACTIVE, RETIRED = "building", "ready", "failed", "active", "retired"
+BUILDING, READY, FAILED, ACTIVE, RETIRED, DROPPED = (
+    "building", "ready", "failed", "active", "retired", "dropped")
 LIVE = (ACTIVE, READY, BUILDING, RETIRED)
-RUNNING = ("planning", "embedding", "finalizing")
+RUNNING = ("planning", "embedding", "finalizing", "flipping")
+LEGACY = "legacy"
 
 
 class VersionRecord(BaseModel):
@@ -46,6 +49,9 @@ class VersionRecord(BaseModel):
     run: dict[str, Any] = Field(default_factory=dict)
     reason: str | None = None
     queue: str | None = None
+    adopted: bool = False
+    verify: dict[str, Any] = Field(default_factory=dict)
+    last_sync: dict[str, Any] = Field(default_factory=dict)
 
     def config(self) -> AnyEmbedConfig:
         """The version's embed config as a model."""
@@ -112,11 +118,15 @@ def begin_run(rec: VersionRecord, run_id: str, run: dict[str, Any], force: bool 
             f"version {rec.version!r} of {rec.family!r} is already {rec.run.get('state')} "
             f"(run {rec.run_id}, started {rec.run.get('started_at')}); wait for it or pass --force"
         )
+    if rec.adopted:
+        raise StateError(f"version {rec.version!r} of {rec.family!r} was adopted, not built by "
+                         "reembed: it is never rewritten; build a new version instead")
     status = rec.status if rec.status == ACTIVE else BUILDING
     doc = owned(VERSIONS).find_one_and_update(
         {"_id": rec.id, "run_id": rec.run_id},
         {"$set": {"run_id": run_id, "status": status, "reason": None, "queue": run.get("queue"),
-                  "run": {**run, "id": run_id, "state": "planning", "started_at": _now()}}},
+                  "run": {**run, "id": run_id, "state": "planning", "started_at": _now(),
+                          "touched": time.time()}}},
         return_document=ReturnDocument.AFTER,
     )
     if doc is None:
@@ -128,26 +138,63 @@ def update_run(vid: str, run_id: str, **fields: Any) -> bool:
     """Set ``run.<field>`` for the run that owns the version; False if it no longer does."""
     result = owned(VERSIONS).update_one(
         {"_id": vid, "run_id": run_id},
-        {"$set": {f"run.{k}": v for k, v in fields.items()}},
+        {"$set": {**{f"run.{k}": v for k, v in fields.items()}, "run.touched": time.time()}},
+    )
+    return result.matched_count == 1
+
+
+def add_to_run(vid: str, run_id: str, chunks: int) -> bool:
+    """Count more queued chunks (a sync, requeue or catch-up round) into the owning run."""
+    result = owned(VERSIONS).update_one(
+        {"_id": vid, "run_id": run_id},
+        {"$inc": {"run.queued_chunks": chunks}, "$set": {"run.touched": time.time()}},
+    )
+    return result.matched_count == 1
+
+
+def reopen_run(rec: VersionRecord) -> bool:
+    """Put a finished run back to ``embedding`` because rows of it were queued again.
+
+    Its chord callback then finalizes it once more, so counts and status follow
+    the ledger (a failed build whose errors were retried can become ready).
+    """
+    result = owned(VERSIONS).update_one(
+        {"_id": rec.id, "run_id": rec.run_id, "run.state": {"$in": ["done", "failed"]}},
+        {"$set": {"run.state": "embedding", "run.touched": time.time()}},
+    )
+    return result.matched_count == 1
+
+
+def claim_flip(vid: str, run_id: str) -> bool:
+    """True exactly once per run: guards the run's flip against double finalizing."""
+    result = owned(VERSIONS).update_one(
+        {"_id": vid, "run_id": run_id, "run.flip_claimed": {"$exists": False}},
+        {"$set": {"run.flip_claimed": True, "run.touched": time.time()}},
     )
     return result.matched_count == 1
 
 
 def finish(vid: str, run_id: str, status: str, counts: dict[str, int], reason: str | None,
-           checks: dict[str, Any]) -> bool:
+           checks: dict[str, Any], state: str | None = None) -> bool:
     """Record a run's outcome; an active version stays active (readers are on it)."""
     rec = get(vid)
     if rec.run_id != run_id:
         return False
     final = ACTIVE if rec.status == ACTIVE else status
-    state = "failed" if status == FAILED else "done"
+    state = state or ("failed" if status == FAILED else "done")
     t = _now()
     owned(VERSIONS).update_one(
         {"_id": vid, "run_id": run_id},
         {"$set": {"status": final, "counts": counts, "reason": reason, "checks": checks,
-                  "finished_at": t, "run.state": state, "run.finished_at": t}},
+                  "finished_at": t, "run.state": state, "run.finished_at": t,
+                  "run.touched": time.time()}},
     )
     return True
+
+
+def set_fields(vid: str, **fields: Any) -> None:
+    """Set top-level fields (``verify``, ``last_sync``) that no run owns."""
+    owned(VERSIONS).update_one({"_id": vid}, {"$set": fields})
 
 
 def set_status(vid: str, status: str, reason: str | None = None) -> None:

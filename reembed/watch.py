@@ -13,7 +13,7 @@ from .errors import NotFoundError
 from .progress import Snapshot, rate, run_processed, snapshot
 
 
-def wait(vid: str, run_id: str, result: AsyncResult, timeout: float = 0,
+def wait(vid: str, run_id: str, result: AsyncResult | None, timeout: float = 0,
          stream: TextIO | None = None, poll: float = 1.0) -> Snapshot | str:
     """Follow run ``run_id`` of ``vid`` until it ends; returns its final snapshot or an error."""
     out = stream or sys.stderr
@@ -21,7 +21,7 @@ def wait(vid: str, run_id: str, result: AsyncResult, timeout: float = 0,
     deadline = time.monotonic() + timeout if timeout else None
     try:
         while deadline is None or time.monotonic() < deadline:
-            if result.failed():
+            if result is not None and result.failed():
                 return f"{type(result.result).__name__}: {result.result}"
             snap = _ours(vid, run_id)
             if snap is not None:

@@ -19,6 +19,9 @@ TASK_ROUTES = {
     "reembed.reembed_family": {"queue": queues.CONTROL},
     "reembed.finalize_version": {"queue": queues.CONTROL},
     "reembed.beat_tick": {"queue": queues.CONTROL},
+    **{f"reembed.{job}": {"queue": queues.CONTROL} for job in (
+        "sync_families", "requeue_errors", "retry_rows", "reap_leases", "reconcile_builds",
+        "verify_dims", "gc_versions")},
     "reembed.embed_batch": {"queue": queues.EMBED_CPU},
 }
 

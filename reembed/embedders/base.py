@@ -71,6 +71,10 @@ def build_embedder(config: AnyEmbedConfig) -> Embedder:
         from .naive import NaiveEmbedder
 
         return NaiveEmbedder(config)
+    if config.driver == "python":
+        from .python import load_python_embedder
+
+        return load_python_embedder(config)
     from .sentence_transformers import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(config)

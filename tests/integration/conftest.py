@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,11 @@ from reembed.progress import Snapshot
 
 pytestmark = pytest.mark.integration
 
+# Hygiene policy for the test stack: quick backoff, a low attempt cap, and a
+# short quiet period before the reconciler takes over a settled run.
+TEST_POLICY = {"REEMBED_RETRY_BASE_S": "1", "REEMBED_MAX_ATTEMPTS": "3",
+               "REEMBED_RECONCILE_GRACE_S": "1"}
+
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.Stack]:
@@ -33,6 +39,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.Stac
     if real_mongo:
         env["MONGODB_URI"] = real_mongo
     env["REEMBED_DB"] = f"reembed_test_{uuid.uuid4().hex[:8]}"
+    env.update(TEST_POLICY)
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -80,3 +87,46 @@ def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         raise AssertionError(f"reembed {' '.join(args)} exited {proc.returncode}:\n"
                              f"{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def flaky(dims: int = 32, flag_file: str = "", delay_s: float = 0.0,
+          marker: str = "POISON") -> dict[str, Any]:
+    """A ``python``-driver config for :class:`tests.support.embedders.FlakyEmbedder`."""
+    return {"driver": "python", "model": "tests.support.embedders:flaky", "dims": dims,
+            "options": {"flag_file": flag_file, "delay_s": delay_s, "marker": marker}}
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 120,
+               poll: float = 0.5) -> None:
+    """Poll ``check`` until true; fail the test naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def collection_state(family: str, version: str) -> dict[str, str]:
+    """Chroma id -> content_fp of every record in a version's collection."""
+    from reembed import sink, versions
+
+    col = sink.open_collection(versions.get(f"{family}:{version}").collection)
+    got = col.get(include=["metadatas"])
+    return {i: str((m or {}).get("content_fp")) for i, m in zip(got["ids"], got["metadatas"] or [],
+                                                                strict=True)}
+
+
+def expected_state(fam: Family, embed: dict[str, Any]) -> dict[str, str]:
+    """Chroma id -> content_fp the source implies under ``embed`` (what a fresh build holds)."""
+    from reembed.config import parse_config
+    from reembed.documents import read_document
+    from reembed.naming import chroma_id
+
+    config = parse_config(embed)
+    out = {}
+    for doc in fam.source().find():
+        plan = read_document(doc, fam, config)
+        for c in plan.chunks:
+            out[chroma_id(plan.source_id, c.chunk_id, c.content_fp)] = c.content_fp
+    return out

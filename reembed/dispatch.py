@@ -1,0 +1,38 @@
+"""Sending batches to the embedding queues, always with a finalizing callback.
+
+Every fan-out (a build, a sync round, a catch-up round, a requeue of failed or
+expired rows) is the same shape: ``chord(embed_batch x N)(finalize_version)``
+for the run that owns the rows. Tasks are named, not imported, so the library
+modules that dispatch do not depend on the task module.
+"""
+
+from __future__ import annotations
+
+from celery import chord
+from celery.canvas import Signature
+
+from workers.app import app
+
+from . import queues
+
+EMBED_BATCH = "reembed.embed_batch"
+FINALIZE = "reembed.finalize_version"
+
+
+def finalize_signature(vid: str, run_id: str) -> Signature:
+    """The chord callback of run ``run_id`` of version ``vid``."""
+    return app.signature(FINALIZE, args=(vid, run_id), immutable=True, queue=queues.CONTROL)
+
+
+def send(vid: str, run_id: str, batches: list[str], queue: str) -> str:
+    """Enqueue ``batches`` of ``vid`` on ``queue`` and finalize the run after them.
+
+    Returns the id of the callback task. With no batches the callback runs
+    straight away (a run with nothing to embed still gets its counts and checks).
+    """
+    callback = finalize_signature(vid, run_id)
+    if not batches:
+        return str(callback.apply_async().id)
+    header = [app.signature(EMBED_BATCH, args=(vid, key), immutable=True, queue=queue)
+              for key in batches]
+    return str(chord(header)(callback).id)
