@@ -411,6 +411,16 @@ def retry_cmd(family: str, version: str, dead: bool, timeout: float, as_json: bo
                        f"batches (run {r['run_id']})" + (f"; {r['note']}" if r["note"] else "")])
 
 
+@cli.command("reap")
+@JOB_TIMEOUT
+@JSON
+def reap_cmd(timeout: float, as_json: bool) -> None:
+    """Return rows stuck in processing past their lease to the queue."""
+    out = _job("reap_leases", timeout)
+    _emit(out, as_json, [f"{r['family']}:{r['version']}: requeued {r['requeued']}"
+                         + (f" ({r['note']})" if r["note"] else "") for r in out])
+
+
 @cli.command("reconcile")
 @click.option("--grace", type=float, default=0, show_default=True,
               help="Only runs quiet for this many seconds.")

@@ -1,0 +1,103 @@
+"""The real ``celery beat`` process heals builds on a short schedule, with no person."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bson import ObjectId
+from celery import group
+
+from reembed import aliases, ledger, stack, versions
+from reembed.build import resolve, start
+
+from .conftest import build, collection_state, expected_state, flaky, new_family, wait_until
+
+pytestmark = pytest.mark.filterwarnings("ignore::reembed.embedders.naive.NaiveEmbedderWarning")
+NAIVE = {"driver": "naive", "dims": 32}
+FAST = {"REEMBED_BEAT_TICK_S": "1", "REEMBED_REQUEUE_S": "1", "REEMBED_REAP_S": "1",
+        "REEMBED_RECONCILE_S": "1", "REEMBED_SYNC_S": "2", "REEMBED_VERIFY_S": "5",
+        "REEMBED_GC_S": "0"}
+
+
+@pytest.fixture(scope="module")
+def beat(local_stack: stack.Stack) -> Iterator[stack.Stack]:
+    stack.start_beat(local_stack, FAST)
+    try:
+        from reembed.progress import beat_last_tick
+
+        start_at = time.time()
+        wait_until(lambda: (t := beat_last_tick()) is not None and t.timestamp() > start_at,
+                   "beat's first tick", timeout=60)
+        yield local_stack
+    finally:
+        stack.stop_workers(local_stack, ["beat"])
+
+
+def _docs(n: int, start: int = 0) -> list[dict[str, Any]]:
+    return [{"_id": ObjectId(), "text": f"beat message {i} topic{i % 7}"}
+            for i in range(start, start + n)]
+
+
+def test_a_build_whose_chord_callback_never_came_is_reconciled(beat: Any) -> None:
+    from reembed.tasks import embed_batch  # the app reads the stack's broker at import
+
+    fam = new_family(_docs(120))
+    target = resolve(fam.name, "lost", NAIVE)
+    started = start(target, "manual", None, run_id="lostcallback", batch_chunks=30)
+    assert len(started.plan.batches) == 4
+    # The batches run, but no chord: finalize_version is never sent.
+    group(embed_batch.si(started.record.id, key).set(queue=started.queue)
+          for key in started.plan.batches).apply_async()
+    wait_until(lambda: versions.get(started.record.id).status == "ready",
+               "the reconciler to finalize the build", timeout=90)
+    rec = versions.get(started.record.id)
+    assert rec.counts["done"] == 120 and rec.run["state"] == "done"
+
+
+def test_failed_rows_are_retried_with_backoff_until_dead(beat: Any, tmp_path: Path) -> None:
+    flag = tmp_path / "broken"
+    flag.touch()
+    docs = _docs(40)
+    for d in docs[:2]:
+        d["text"] = "POISON " + d["text"]
+    fam = new_family(docs)
+    snap = build(fam.name, flaky(dims=16, flag_file=str(flag)), version="b1")
+    assert snap.counts[ledger.ERROR] == 2
+    wait_until(lambda: ledger.counts(fam.name, "b1")[ledger.DEAD] == 2,
+               "beat to retry twice and bury the rows", timeout=90)
+    rows = list(ledger.collection().find({"family": fam.name, "status": "dead"}))
+    assert {r["attempts"] for r in rows} == {3}  # the cap in the test policy
+    time.sleep(3)  # several more beat passes: dead rows stay dead
+    assert ledger.counts(fam.name, "b1")[ledger.DEAD] == 2
+
+
+def test_expired_leases_are_reaped_and_finished(beat: Any) -> None:
+    fam = new_family(_docs(30))
+    build(fam.name, NAIVE, version="r1")
+    # A worker took these rows and died: processing, lease long expired.
+    ledger.collection().update_many({"family": fam.name, "version": "r1", "chunk_id": 0,
+                                     "source_id": {"$in": [str(d["_id"]) for d in
+                                                           fam.source().find().limit(5)]}},
+                                    {"$set": {"status": "processing", "lease_until": 1.0}})
+    assert ledger.counts(fam.name, "r1")[ledger.PROCESSING] == 5
+    wait_until(lambda: ledger.counts(fam.name, "r1")[ledger.DONE] == 30,
+               "beat to reap the leases", timeout=90)
+    assert versions.get(f"{fam.name}:r1").status == "ready"
+
+
+def test_beat_syncs_the_active_version(beat: Any) -> None:
+    docs = _docs(50)
+    fam = new_family(docs)
+    build(fam.name, NAIVE, version="s1", flip="auto")
+    fam.source().insert_many(_docs(2, start=100))
+    fam.source().delete_one({"_id": docs[0]["_id"]})
+    fam.source().update_one({"_id": docs[1]["_id"]}, {"$set": {"text": "rewritten by a user"}})
+    want = expected_state(fam, NAIVE)
+    wait_until(lambda: collection_state(fam.name, "s1") == want, "beat's sync", timeout=90)
+    assert aliases.active_version(fam.name) == "s1"
+    wait_until(lambda: bool(versions.get(f"{fam.name}:s1").verify), "beat's verify", timeout=30)
+    assert versions.get(f"{fam.name}:s1").verify["passed"]
