@@ -22,5 +22,5 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check reembed workers tests beat_schedule.py
+	$(VENV)/bin/ruff check reembed workers tests bench beat_schedule.py
 	$(VENV)/bin/mypy

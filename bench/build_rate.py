@@ -19,8 +19,8 @@ from reembed import stack, watch
 from reembed.build import resolve
 from reembed.family import Family, add_family
 
-WORDS = ("river otter heron reed stone bridge lantern market harbour orchard "
-         "meadow canal tower garden willow").split()
+WORDS = ["river", "otter", "heron", "reed", "stone", "bridge", "lantern", "market",
+         "harbour", "orchard", "meadow", "canal", "tower", "garden", "willow"]
 
 
 def corpus(n: int) -> list[dict[str, object]]:

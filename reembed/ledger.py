@@ -210,18 +210,21 @@ def mark_dead(ids: list[str]) -> int:
 
 
 def source_heads(family: str, version: str, page_size: int = 1000) -> Iterator[list[Row]]:
-    """Every source the version has rows for (its chunk-0 row), in ``_id`` pages."""
+    """Every source the version has rows for (its chunk-0 row), in ``source_id`` pages.
+
+    Paging by ``source_id`` walks the unique ledger index in order.
+    """
     last: str | None = None
     while True:
         query: dict[str, Any] = {"family": family, "version": version, "chunk_id": 0}
         if last is not None:
-            query["_id"] = {"$gt": last}
+            query["source_id"] = {"$gt": last}
         page = list(collection().find(query, {"source_id": 1, "source_ref": 1})
-                    .sort("_id", 1).limit(page_size))
+                    .sort("source_id", 1).limit(page_size))
         if not page:
             return
         yield page
-        last = page[-1]["_id"]
+        last = page[-1]["source_id"]
 
 
 def assign_sources(family: str, version: str, source_ids: list[str], batch: str) -> int:
