@@ -3,14 +3,19 @@
 Public API::
 
     from reembed import reembed_family          # the Celery task; .delay(...) starts a build
-    from reembed import flip, rollback, query    # alias moves and version-matched retrieval
+    from reembed import flip, rollback, query    # caught-up alias moves, version-matched retrieval
+
+``flip`` and ``rollback`` sync the target version with the source before the
+alias moves (``catch_up=False`` skips that); :mod:`reembed.aliases` holds the
+bare compare-and-set.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .aliases import flip, rollback
+from .catchup import flip_with_catch_up as flip
+from .catchup import rollback_with_catch_up as rollback
 from .config import EmbedConfig, NaiveConfig, SentenceTransformersConfig, parse_config
 from .errors import ReembedError
 from .family import Family, add_family, get_family

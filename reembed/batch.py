@@ -9,6 +9,7 @@ to retry with backoff.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,7 +24,12 @@ from .errors import DimsMismatchError, TransientError, classify
 from .family import Family, get_family
 from .naming import chroma_id
 
-LEASE_S = 900.0
+DEFAULT_LEASE_S = 900.0
+
+
+def lease_s() -> float:
+    """How long a batch may hold its rows before beat's reaper hands them to another."""
+    return float(os.environ.get("REEMBED_LEASE_S", DEFAULT_LEASE_S))
 
 
 @dataclass
@@ -59,7 +65,7 @@ def run_batch(vid: str, batch: str, worker: str = "") -> BatchResult:
                if r["status"] in (ledger.QUEUED, ledger.PROCESSING)]
     if not pending:
         return BatchResult()
-    ledger.claim(rec.family, rec.version, batch, worker, LEASE_S)
+    ledger.claim(rec.family, rec.version, batch, worker, lease_s())
     work = _load(rec, pending)
     items = [(sid, c) for sid, p in work.plans.items() for c in p.chunks]
     vectors, errors = embed_resilient(get_embedder(work.config), work.config,

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import click
 
-from . import aliases, stack, watch
+from . import stack, watch
+from .catchup import flip_with_catch_up, rollback_with_catch_up
 from .corpus import insert, pydoc_paragraphs
 from .family import Family, add_family
 from .query import query
@@ -56,9 +57,11 @@ def _story(text: str) -> None:
     _say(f"same question to both versions: {text!r}")
     for label in ("v1", "v2"):
         _show(label, text)
-    _say("rollback, then forward again")
-    for res in (aliases.rollback(FAMILY), aliases.flip(FAMILY, "v2")):
-        click.echo(f"alias -> {res.version} ({res.target}) rev {res.rev}", err=True)
+    _say("rollback, then forward again (each caught up with the source first)")
+    for report in (rollback_with_catch_up(FAMILY), flip_with_catch_up(FAMILY, "v2")):
+        res = report.result
+        click.echo(f"alias -> {res.version} ({res.target}) rev {res.rev}, caught up "
+                   f"{report.caught_up} documents", err=True)
 
 
 def _build(label: str, embed: dict[str, str]) -> None:

@@ -8,10 +8,8 @@ modules that dispatch do not depend on the task module.
 
 from __future__ import annotations
 
-from celery import chord
+from celery import Celery, chord
 from celery.canvas import Signature
-
-from workers.app import app
 
 from . import queues
 
@@ -19,9 +17,16 @@ EMBED_BATCH = "reembed.embed_batch"
 FINALIZE = "reembed.finalize_version"
 
 
+def _app() -> Celery:
+    # Imported on use: the app reads the broker from the environment when built.
+    from workers.app import app
+
+    return app
+
+
 def finalize_signature(vid: str, run_id: str) -> Signature:
     """The chord callback of run ``run_id`` of version ``vid``."""
-    return app.signature(FINALIZE, args=(vid, run_id), immutable=True, queue=queues.CONTROL)
+    return _app().signature(FINALIZE, args=(vid, run_id), immutable=True, queue=queues.CONTROL)
 
 
 def send(vid: str, run_id: str, batches: list[str], queue: str) -> str:
@@ -33,6 +38,6 @@ def send(vid: str, run_id: str, batches: list[str], queue: str) -> str:
     callback = finalize_signature(vid, run_id)
     if not batches:
         return str(callback.apply_async().id)
-    header = [app.signature(EMBED_BATCH, args=(vid, key), immutable=True, queue=queue)
+    header = [_app().signature(EMBED_BATCH, args=(vid, key), immutable=True, queue=queue)
               for key in batches]
     return str(chord(header)(callback).id)

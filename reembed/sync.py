@@ -15,7 +15,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import dispatch, finalize, queues, versions
+from . import aliases, dispatch, finalize, queues, versions
 from .errors import StateError
 from .family import get_family, list_families
 from .planner import Plan, plan_build
@@ -37,9 +37,11 @@ class SyncReport:
 
 
 def targets(family: str) -> list[versions.VersionRecord]:
-    """The versions a sync of ``family`` must update."""
+    """The versions a sync of ``family`` must update: the alias's (even a force-flipped
+    failed one, readers are on it) and every one still building."""
+    active = aliases.active_version(family)
     return [v for v in versions.for_family(family)
-            if not v.adopted and (v.status == versions.ACTIVE or v.status == versions.BUILDING)]
+            if not v.adopted and (v.version == active or v.status == versions.BUILDING)]
 
 
 def sync_family(family: str) -> list[SyncReport]:
@@ -59,7 +61,7 @@ def sync_version(rec: versions.VersionRecord) -> SyncReport:
         return _join(rec, rec.run_id)
     if rec.running:  # planning or finalizing: the run itself sees the latest source
         return SyncReport(rec.family, rec.version, "busy", rec.run_id, note=f"run is {state}")
-    if rec.status != versions.ACTIVE:
+    if rec.version != aliases.active_version(rec.family):
         return SyncReport(rec.family, rec.version, "skipped", note="not active and not building")
     return _new_run(rec)
 

@@ -100,6 +100,30 @@ def test_writes_during_a_build_are_caught_up_before_the_auto_flip(local_stack: A
     assert aliases.get(fam.name)["history"][-1]["caught_up"] == rec.run["caught_up"]
 
 
+def test_sync_joins_a_version_that_is_still_building(local_stack: Any) -> None:
+    from reembed.build import resolve
+    from reembed.sync import sync_family
+    from reembed.tasks import reembed_family
+
+    docs = _docs(300)
+    fam = new_family(docs)
+    slow = flaky(dims=20, delay_s=0.3)
+    target = resolve(fam.name, "b1", slow)
+    res = reembed_family.apply_async(kwargs={"family": fam.name, "version": "b1",
+                                             "embed": target.config.model_dump(mode="json"),
+                                             "batch_chunks": 25})
+    wait_until(lambda: _run_state(fam.name, "b1", res.id[:12]) == "embedding", "b1 planned")
+    fam.source().insert_many(_docs(4, start=7000))
+    fam.source().delete_one({"_id": docs[-1]["_id"]})
+    (report,) = sync_family(fam.name)
+    assert (report.version, report.action, report.run_id) == ("b1", "joined", res.id[:12])
+    assert report.plan["new"] == 4
+    wait_until(lambda: _run_state(fam.name, "b1", res.id[:12]) == "done", "b1 finished",
+               timeout=240)
+    assert versions.get(f"{fam.name}:b1").status == "ready"
+    assert collection_state(fam.name, "b1") == expected_state(fam, slow)
+
+
 def _run_state(family: str, label: str, run_id: str) -> str | None:
     try:
         rec = versions.get(f"{family}:{label}")

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 
 import numpy as np
 
 from reembed.config import NaiveConfig
-from reembed.embedders.naive import NaiveEmbedder
+from reembed.embedders.naive import NaiveEmbedder, NaiveEmbedderWarning
 
 
 class FlakyEmbedder:
@@ -24,7 +25,9 @@ class FlakyEmbedder:
 
     def __init__(self, dims: int, marker: str = "POISON", flag_file: str = "",
                  delay_s: float = 0.0) -> None:
-        self._inner = NaiveEmbedder(NaiveConfig(dims=dims))
+        with warnings.catch_warnings():  # the naive driver's "for tests only" notice
+            warnings.simplefilter("ignore", NaiveEmbedderWarning)
+            self._inner = NaiveEmbedder(NaiveConfig(dims=dims))
         self.dims = dims
         self._marker, self._flag, self._delay = marker, flag_file, delay_s
 

@@ -16,7 +16,6 @@ from reembed.embedders.python import load_python_embedder
 from reembed.errors import ConfigError
 from reembed.planner import is_busy, is_current
 from reembed.verify import check_vectors
-from workers.app import TASK_ROUTES
 
 
 def test_backoff_doubles_from_the_base_and_is_capped() -> None:
@@ -93,6 +92,8 @@ def test_gc_protects_what_readers_or_rollback_need() -> None:
 
 
 def test_beat_schedule_reads_intervals_and_routes_to_control(monkeypatch: Any) -> None:
+    from workers.app import TASK_ROUTES  # importing builds the app: not at collection time
+
     monkeypatch.setenv("REEMBED_SYNC_S", "7")
     monkeypatch.setenv("REEMBED_GC_S", "0")
     sched = beat_schedule.beat_schedule()
