@@ -228,19 +228,32 @@ def _print_versions(rows: list[dict[str, Any]]) -> None:
 
     table = Table(show_edge=False)
     for col in ("", "version", "status", "planned", "queued", "processing", "done", "skipped",
-                "error", "dead", "rate/s", "driver", "model", "collection", "config_fp"):
+                "error", "dead", "rate/s", "checks", "driver", "model", "collection",
+                "config_fp"):
         table.add_column(col)
     for r in rows:
         c = r["counts"]
         table.add_row("→" if r["active"] else "", r["version"], r["status"], str(c["planned"]),
                       str(c["queued"]), str(c["processing"]), str(c["done"]), str(c["skipped"]),
                       str(c["error"]), str(c["dead"]),
-                      f"{r['rate']:.0f}" if r["rate"] else "-", r["driver"],
+                      f"{r['rate']:.0f}" if r["rate"] else "-", _checks_cell(r["checks"]),
+                      r["driver"],
                       str(r["model"]).rsplit("/", 1)[-1], r["collection"], r["config_fp"][:12])
     Console(width=220).print(table)
     for r in rows:
         for line in _version_notes(r):
             click.echo(f"  {r['version']}: {line}")
+
+
+def _checks_cell(checks: dict[str, Any]) -> str:
+    """``✓`` or ``✗`` per check, with the value of failed ones."""
+    out = []
+    for name, c in (checks or {}).items():
+        short = name.replace("self_retrieval", "self").replace("completeness", "complete")
+        value = c.get("value")
+        shown = f"={value:.2f}" if isinstance(value, float) and not c.get("passed") else ""
+        out.append(("✓" if c.get("passed") else "✗") + short + shown)
+    return " ".join(out) or "-"
 
 
 def _version_notes(r: dict[str, Any]) -> list[str]:
@@ -335,6 +348,102 @@ def adopt_cmd(family: str, collection: str, driver: str, model: str | None, dims
     else:
         click.echo(f"{family}: alias left on {aliases.active_version(family)!r}; "
                    "pass --force or flip later", err=True)
+
+
+# -- quality ----------------------------------------------------------------------
+
+@cli.command("check")
+@click.argument("family")
+@click.argument("version")
+@click.option("--json", "as_json", is_flag=True)
+def check_cmd(family: str, version: str, as_json: bool) -> None:
+    """Re-run VERSION's quality checks (embeds samples with its own model); exit 1 on failure."""
+    from . import versions
+    from .checks import failures, recheck
+    from .naming import version_id
+
+    results = recheck(versions.get(version_id(family, version)))
+    if as_json:
+        click.echo(_json(results))
+    else:
+        for name, c in results.items():
+            mark = "pass" if c["passed"] else "FAIL"
+            click.echo(f"{mark}  {name:<15} {_num(c['value'])} (threshold "
+                       f"{_num(c['threshold'])})  {c['detail']}")
+    if failures(results):
+        sys.exit(1)
+
+
+def _num(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+@cli.group("golden")
+def golden_group() -> None:
+    """Golden queries: questions with the source ids a good index returns."""
+
+
+@golden_group.command("add")
+@click.argument("family")
+@click.argument("query")
+@click.argument("source_ids", nargs=-1, required=True)
+def golden_add(family: str, query: str, source_ids: tuple[str, ...]) -> None:
+    """Add QUERY to FAMILY's golden set, expecting SOURCE_IDS in its top 10."""
+    from . import golden
+    from .family import get_family
+
+    get_family(family)
+    q = golden.add(family, query, list(source_ids))
+    click.echo(f"{family}: golden query {q.query!r} -> {', '.join(q.expected)}")
+
+
+@golden_group.command("list")
+@click.argument("family")
+@click.option("--json", "as_json", is_flag=True)
+def golden_list(family: str, as_json: bool) -> None:
+    """FAMILY's golden queries."""
+    from . import golden
+
+    queries = golden.for_family(family)
+    if as_json:
+        click.echo(_json([golden.as_dict(q) for q in queries]))
+        return
+    for q in queries:
+        click.echo(f"{q.query!r}: {', '.join(q.expected)}")
+
+
+@cli.command("compare")
+@click.argument("family")
+@click.argument("version_a")
+@click.argument("version_b")
+@click.argument("text")
+@click.option("-k", "k", type=int, default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def compare_cmd(family: str, version_a: str, version_b: str, text: str, k: int,
+                as_json: bool) -> None:
+    """TEXT's results in two versions side by side, each embedded with its own model."""
+    from .query import query
+
+    a, b = query(family, text, k, version_a), query(family, text, k, version_b)
+    sa = [h.metadata.get("source_id", h.id) for h in a]
+    sb = [h.metadata.get("source_id", h.id) for h in b]
+    overlap = len(set(sa) & set(sb)) / k if k else 0.0
+    if as_json:
+        click.echo(_json({"overlap": overlap, version_a: sa, version_b: sb}))
+        return
+    click.echo(f"{family}: {version_a} vs {version_b}, overlap@{k} {overlap:.2f}")
+    width = 60
+    click.echo(f"{'#':>2}  {version_a:<{width}}  {version_b}")
+    for i in range(max(len(a), len(b))):
+        left = _cell(a[i], sb) if i < len(a) else ""
+        right = _cell(b[i], sa) if i < len(b) else ""
+        click.echo(f"{i + 1:>2}  {left:<{width}}  {right}")
+
+
+def _cell(hit: Any, other: list[str]) -> str:
+    sid = hit.metadata.get("source_id", hit.id)
+    mark = "=" if sid in other else " "
+    return f"{mark}{hit.distance:.3f} {' '.join(hit.document.split())[:44]}"
 
 
 # -- hygiene (the beat jobs, once) ------------------------------------------------

@@ -9,14 +9,12 @@ recomputed from the same data and the flip is claimed once per run.
 
 from __future__ import annotations
 
-import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import aliases, catchup, ledger, sink, versions
+from . import aliases, catchup, checks, ledger, versions
 from .errors import AliasConflictError, StateError
-
-DEFAULT_MAX_ERROR_RATIO = 0.01
 
 
 @dataclass(frozen=True)
@@ -33,31 +31,6 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def max_error_ratio() -> float:
-    """Share of chunks allowed to be in ``error`` or ``dead`` for a version to be ready."""
-    return float(os.environ.get("REEMBED_MAX_ERROR_RATIO", DEFAULT_MAX_ERROR_RATIO))
-
-
-def completeness(counts: ledger.Counts, stored: int, tolerance: float) -> dict[str, Any]:
-    """Ledger and Chroma agree, nothing in flight, errors within tolerance."""
-    embeddable = counts.planned - counts[ledger.SKIPPED]
-    failed = counts[ledger.ERROR] + counts[ledger.DEAD]
-    ratio = failed / embeddable if embeddable else 0.0
-    problems = []
-    if counts.pending:
-        problems.append(f"{counts.pending} chunks still queued or processing")
-    if stored != counts[ledger.DONE]:
-        problems.append(f"Chroma holds {stored} vectors but the ledger has "
-                        f"{counts[ledger.DONE]} done chunks")
-    if ratio > tolerance:
-        problems.append(f"{failed} of {embeddable} chunks failed ({ratio:.2%} > {tolerance:.2%})")
-    if embeddable and not counts[ledger.DONE]:
-        problems.append("no chunk was embedded")
-    return {"passed": not problems, "value": ratio, "threshold": tolerance,
-            "detail": "; ".join(problems) or f"{counts[ledger.DONE]} vectors match the ledger",
-            "chroma_count": stored}
-
-
 def finalize(vid: str, run_id: str) -> Outcome:
     """Decide run ``run_id`` of ``vid`` from the ledger and Chroma; catch up and flip if asked."""
     rec = versions.get(vid)
@@ -68,17 +41,20 @@ def finalize(vid: str, run_id: str) -> Outcome:
         return Outcome(vid, rec.status, counts.as_dict(),
                        f"{counts.pending} chunks still in flight", False, waiting=True)
     versions.update_run(vid, run_id, state="finalizing")
-    check = completeness(counts, sink.open_collection(rec.collection).count(), max_error_ratio())
-    status = versions.READY if check["passed"] else versions.FAILED
-    reason = None if check["passed"] else check["detail"]
-    wants_flip = rec.run.get("flip") == "auto" and (check["passed"] or rec.run.get("flip_force"))
+    flip_asked = rec.run.get("flip") == "auto"
+    started = time.monotonic()
+    results = checks.run_checks(rec, counts, full=flip_asked or rec.run.get("kind") != "sync")
+    passed = all(c["passed"] for c in results.values())
+    status = versions.READY if passed else versions.FAILED
+    reason = None if passed else "; ".join(checks.failures(results))
+    wants_flip = flip_asked and (passed or bool(rec.run.get("flip_force")))
     if wants_flip and not rec.run.get("flip_claimed"):
         pending = catchup.next_round(rec, run_id)
         if pending is not None:
             return Outcome(vid, rec.status, counts.as_dict(), pending, False, waiting=True)
+    versions.update_run(vid, run_id, checks_s=round(time.monotonic() - started, 3))
     final_state = "flipping" if wants_flip else None
-    versions.finish(vid, run_id, status, counts.as_dict(), reason, {"completeness": check},
-                    state=final_state)
+    versions.finish(vid, run_id, status, counts.as_dict(), reason, results, state=final_state)
     if not wants_flip:
         return Outcome(vid, status, counts.as_dict(), reason, False)
     flipped, flip_error = _flip_once(versions.get(vid), run_id)

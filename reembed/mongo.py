@@ -21,7 +21,8 @@ VERSIONS = "embedding_versions"
 LEDGER = "embeddings"
 FAMILIES = "reembed_families"
 META = "reembed_meta"
-OWNED = frozenset({ALIASES, VERSIONS, LEDGER, FAMILIES, META})
+GOLDEN = "reembed_golden"
+OWNED = frozenset({ALIASES, VERSIONS, LEDGER, FAMILIES, META, GOLDEN})
 
 _clients: dict[tuple[int, str], MongoClient] = {}
 _indexed: set[tuple[int, str, str]] = set()

@@ -70,7 +70,7 @@ def version_rows(family: str) -> list[dict[str, Any]]:
             "dims": rec.embed.get("dims"), "queue": rec.queue, "reason": rec.reason,
             "created_at": rec.created_at, "finished_at": rec.finished_at,
             "errors": ledger.last_errors(family, rec.version, 3),
-            "adopted": rec.adopted, "verify": rec.verify or None,
+            "adopted": rec.adopted, "verify": rec.verify or None, "checks": rec.checks,
             "last_sync": rec.last_sync or None,
             "lag": lag(rec) if rec.version == active and not rec.adopted else None,
         })

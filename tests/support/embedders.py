@@ -44,3 +44,19 @@ class FlakyEmbedder:
 def flaky(dims: int, **options: object) -> FlakyEmbedder:
     """The factory the ``python`` driver calls."""
     return FlakyEmbedder(dims, **options)  # type: ignore[arg-type]
+
+
+class ConstantEmbedder:
+    """A broken model: the same vector for every text (it passes every shape check)."""
+
+    def __init__(self, dims: int) -> None:
+        self.dims = dims
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        row = np.ones(self.dims, dtype=np.float32) / np.sqrt(self.dims)
+        return np.tile(row, (len(texts), 1))
+
+
+def constant(dims: int, **_: object) -> ConstantEmbedder:
+    """The factory the ``python`` driver calls."""
+    return ConstantEmbedder(dims)

@@ -1,0 +1,206 @@
+"""The quality gate: checks a version must pass before readers are pointed at it.
+
+Each check returns ``{passed, value, threshold, detail}`` and is stored on the
+version record under ``checks``. Together they answer what a user needs to
+know before a flip: the index is complete (ledger, Chroma and plan agree), its
+vectors look like the config says, it finds its own texts (the index matches
+the model that will embed queries), it answers the team's golden questions,
+and how much it agrees with the version readers use today.
+
+Thresholds come from the environment; a check with no threshold only reports.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Any
+
+import numpy as np
+
+from . import aliases, golden, ledger, sink, versions
+from .embedders import get_embedder
+from .errors import NotFoundError
+from .verify import check_vectors
+
+Check = dict[str, Any]
+K = 10
+DEFAULT_MAX_ERROR_RATIO = 0.01
+DEFAULT_SELF_SAMPLE = 200
+DEFAULT_SELF_MIN = 0.99
+DEFAULT_GOLDEN_MIN = 0.5
+DEFAULT_AGREEMENT_SAMPLE = 50
+
+
+def _env_float(name: str, default: float | None) -> float | None:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return None if raw.lower() in ("off", "none") else float(raw)
+
+
+def _result(passed: bool, value: float | None, threshold: float | None, detail: str,
+            **extra: Any) -> Check:
+    return {"passed": passed, "value": value, "threshold": threshold, "detail": detail, **extra}
+
+
+def completeness(counts: ledger.Counts, stored: int, tolerance: float) -> Check:
+    """Ledger and Chroma agree, nothing in flight, errors within tolerance."""
+    embeddable = counts.planned - counts[ledger.SKIPPED]
+    failed = counts[ledger.ERROR] + counts[ledger.DEAD]
+    ratio = failed / embeddable if embeddable else 0.0
+    problems = []
+    if counts.pending:
+        problems.append(f"{counts.pending} chunks still queued or processing")
+    if stored != counts[ledger.DONE]:
+        problems.append(f"Chroma holds {stored} vectors but the ledger has "
+                        f"{counts[ledger.DONE]} done chunks")
+    if ratio > tolerance:
+        problems.append(f"{failed} of {embeddable} chunks failed ({ratio:.2%} > {tolerance:.2%})")
+    if embeddable and not counts[ledger.DONE]:
+        problems.append("no chunk was embedded")
+    return _result(not problems, ratio, tolerance,
+                   "; ".join(problems) or f"{counts[ledger.DONE]} vectors match the ledger",
+                   chroma_count=stored)
+
+
+def _sample(col: Any, n: int) -> dict[str, list[Any]]:
+    """About ``n`` records (ids, texts, vectors) from ten random windows of the collection."""
+    total = col.count()
+    windows = min(10, max(1, n))
+    per = max(1, n // windows)
+    ids: list[str] = []
+    docs: list[str] = []
+    vecs: list[Any] = []
+    for offset in sorted({random.randrange(max(1, total - per + 1)) for _ in range(windows)}):
+        got = col.get(limit=per, offset=offset, include=["documents", "embeddings"])
+        for i, d, v in zip(got["ids"], got["documents"] or [], got["embeddings"], strict=True):
+            if i not in ids:
+                ids.append(i)
+                docs.append(d or "")
+                vecs.append(v)
+    return {"ids": ids, "documents": docs, "embeddings": vecs}
+
+
+def shape(sample: dict[str, list[Any]], rec: versions.VersionRecord) -> Check:
+    """Sampled vectors have the configured dims, finite values, no zeros, the right norms."""
+    config = rec.config()
+    got = check_vectors(np.asarray(sample["embeddings"], dtype=np.float32), config.dims,
+                        config.normalize)
+    return _result(got["passed"], float(got["dims_seen"] or 0), float(config.dims or 0),
+                   got["detail"], sampled=got["sampled"])
+
+
+def _query(rec: versions.VersionRecord, texts: list[str], k: int) -> list[list[dict[str, Any]]]:
+    """Top-``k`` records for each text, embedded with the version's own query config."""
+    if not texts:
+        return []
+    config = rec.config()
+    vectors = get_embedder(config).embed([config.query_prefix + t for t in texts])
+    col = sink.open_collection(rec.collection)
+    res = col.query(query_embeddings=vectors, n_results=k, include=["documents", "metadatas"])
+    out = []
+    for ids, docs, metas in zip(res["ids"], res["documents"] or [], res["metadatas"] or [],
+                                strict=True):
+        out.append([{"id": i, "text": d, "source_id": (m or {}).get("source_id", i)}
+                    for i, d, m in zip(ids, docs, metas, strict=True)])
+    return out
+
+
+def self_retrieval(sample: dict[str, list[Any]], rec: versions.VersionRecord) -> Check:
+    """Share of sampled chunks found in the top 10 when queried with their own text.
+
+    A record with identical text counts as found: duplicates cannot be told apart.
+    """
+    floor = _env_float("REEMBED_SELF_RETRIEVAL_MIN", DEFAULT_SELF_MIN)
+    texts, ids = sample["documents"], sample["ids"]
+    if not texts:
+        return _result(True, None, floor, "no chunks to sample")
+    hits = sum(any(r["id"] == own or r["text"] == text for r in top)
+               for own, text, top in zip(ids, texts, _query(rec, texts, K), strict=True))
+    rate = hits / len(texts)
+    passed = floor is None or rate >= floor
+    return _result(passed, rate, floor,
+                   f"{hits} of {len(texts)} sampled chunks found themselves in the top {K}")
+
+
+def golden_recall(rec: versions.VersionRecord) -> Check | None:
+    """Mean recall@10 over the family's golden queries (None when it has none)."""
+    queries = golden.for_family(rec.family)
+    if not queries:
+        return None
+    floor = _env_float("REEMBED_GOLDEN_MIN_RECALL", DEFAULT_GOLDEN_MIN)
+    tops = _query(rec, [q.query for q in queries], K)
+    recalls = [golden.recall(q.expected, [r["source_id"] for r in top])
+               for q, top in zip(queries, tops, strict=True)]
+    value = float(np.mean(recalls))
+    worst = min(zip(recalls, [q.query for q in queries], strict=True), key=lambda x: x[0])
+    return _result(floor is None or value >= floor, value, floor,
+                   f"recall@{K} {value:.3f} over {len(queries)} golden queries "
+                   f"(worst {worst[0]:.2f}: {worst[1][:60]!r})", queries=len(queries))
+
+
+def agreement(sample: dict[str, list[Any]], rec: versions.VersionRecord) -> Check | None:
+    """Mean overlap@10 (by source id) with the active version on sampled texts."""
+    active = aliases.active_version(rec.family)
+    if active is None or active == rec.version:
+        return None
+    try:
+        other = versions.get(f"{rec.family}:{active}")
+    except NotFoundError:
+        return None
+    texts = sample["documents"][:DEFAULT_AGREEMENT_SAMPLE]
+    if not texts:
+        return None
+    floor = _env_float("REEMBED_AGREEMENT_MIN", None)
+    mine, theirs = _query(rec, texts, K), _query(other, texts, K)
+    overlaps = [len({r["source_id"] for r in a} & {r["source_id"] for r in b}) / K
+                for a, b in zip(mine, theirs, strict=True)]
+    value = float(np.mean(overlaps))
+    return _result(floor is None or value >= floor, value, floor,
+                   f"mean overlap@{K} with active version {active!r}: {value:.3f} "
+                   f"on {len(texts)} sampled texts", against=active)
+
+
+def run_checks(rec: versions.VersionRecord, counts: ledger.Counts,
+               full: bool = True) -> dict[str, Check]:
+    """Every enabled check of ``rec``; ``full=False`` only checks completeness (syncs)."""
+    col = sink.open_collection(rec.collection)
+    tolerance = _env_float("REEMBED_MAX_ERROR_RATIO", DEFAULT_MAX_ERROR_RATIO) or 0.0
+    out: dict[str, Check] = {"completeness": completeness(counts, col.count(), tolerance)}
+    if full and col.count():
+        n = int(_env_float("REEMBED_SELF_RETRIEVAL_SAMPLE", DEFAULT_SELF_SAMPLE) or 0)
+        sample = _sample(col, n)
+        out["shape"] = shape(sample, rec)
+        out["self_retrieval"] = self_retrieval(sample, rec)
+        for name, check in (("golden", golden_recall(rec)), ("agreement", agreement(sample, rec))):
+            if check is not None:
+                out[name] = check
+    return out
+
+
+def failures(checks: dict[str, Check]) -> list[str]:
+    """One line per failed check, naming it, its value and its threshold."""
+    lines = []
+    for name, c in checks.items():
+        if c.get("passed"):
+            continue
+        value = c.get("value")
+        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+        lines.append(f"{name} failed: {shown} (threshold {c.get('threshold')}): {c.get('detail')}")
+    return lines
+
+
+def recheck(rec: versions.VersionRecord) -> dict[str, Check]:
+    """``reembed check``: run every check now and record the outcome on the version.
+
+    A ready or failed version follows the result (a fixed version becomes ready,
+    a damaged one failed); an active one stays active with its checks updated.
+    """
+    results = run_checks(rec, ledger.counts(rec.family, rec.version), full=True)
+    passed = all(c["passed"] for c in results.values())
+    versions.set_fields(rec.id, checks=results)
+    if rec.status in (versions.READY, versions.FAILED) and not rec.running:
+        versions.set_status(rec.id, versions.READY if passed else versions.FAILED,
+                            "" if passed else "; ".join(failures(results)))
+    return results

@@ -1,0 +1,86 @@
+"""The quality gate: a bad index is never flipped to, and the checks say why."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from bson import ObjectId
+
+from reembed import aliases, sink, versions
+
+from .conftest import build, cli, new_family
+
+pytestmark = pytest.mark.filterwarnings("ignore::reembed.embedders.naive.NaiveEmbedderWarning")
+NAIVE = {"driver": "naive", "dims": 64}
+BROKEN = {"driver": "python", "model": "tests.support.embedders:constant", "dims": 16}
+TOPICS = ["otters", "herons", "bridges", "lanterns", "orchards", "canals"]
+
+
+def _docs() -> list[dict[str, Any]]:
+    return [{"_id": ObjectId(), "text": f"note {i} on {TOPICS[i % 6]} and {TOPICS[(i * 5) % 6]} "
+             f"seen at place{i} with marker{i}"} for i in range(240)]
+
+
+@pytest.fixture(scope="module")
+def fam(local_stack: Any) -> str:
+    f = new_family(_docs())
+    snap = build(f.name, NAIVE, version="good", flip="auto")
+    assert snap.version.status == "active", snap.version.reason
+    return f.name
+
+
+def test_a_good_build_passes_every_check(fam: str) -> None:
+    checks = versions.get(f"{fam}:good").checks
+    assert set(checks) >= {"completeness", "shape", "self_retrieval"}
+    assert all(c["passed"] for c in checks.values())
+    assert checks["self_retrieval"]["value"] >= 0.99
+    assert checks["shape"]["value"] == 64
+    assert "✓self" in cli("versions", fam).stdout
+
+
+def test_a_broken_embedder_fails_self_retrieval_and_is_not_flipped(fam: str) -> None:
+    snap = build(fam, BROKEN, version="broken", flip="auto")
+    rec = snap.version
+    assert rec.status == "failed" and aliases.active_version(fam) == "good"
+    check = rec.checks["self_retrieval"]
+    assert not check["passed"] and check["value"] < 0.5
+    assert rec.checks["shape"]["passed"]  # it looks fine; only retrieval shows it is broken
+    refused = cli("flip", fam, "broken", check=False)
+    assert refused.returncode == 2
+    assert "self_retrieval failed" in refused.stderr and "--force" in refused.stderr
+    forced = cli("flip", fam, "broken", "--force")
+    assert "(forced)" in forced.stdout
+    last = aliases.get(fam)["history"][-1]
+    assert last["version"] == "broken" and last["forced"] is True
+    cli("flip", fam, "good")
+
+
+def test_missing_vectors_fail_completeness_on_recheck(fam: str) -> None:
+    snap = build(fam, {**NAIVE, "dims": 32}, version="holes")
+    assert snap.version.status == "ready"
+    col = sink.open_collection(snap.version.collection)
+    col.delete(ids=col.get(limit=7, include=[])["ids"])  # lost behind reembed's back
+    out = cli("check", fam, "holes", check=False)
+    assert out.returncode == 1
+    assert "FAIL  completeness" in out.stdout and "Chroma holds 233" in out.stdout
+    rec = versions.get(f"{fam}:holes")
+    assert rec.status == "failed" and "completeness failed" in (rec.reason or "")
+
+
+def test_golden_queries_gate_and_compare(fam: str, monkeypatch: Any) -> None:
+    src = new_family([])
+    docs = _docs()
+    src.source().insert_many(docs)
+    for i in (3, 40, 77):
+        cli("golden", "add", src.name, f"marker{i} place{i}", str(docs[i]["_id"]))
+    assert len(json.loads(cli("golden", "list", src.name, "--json").stdout)) == 3
+    good = build(src.name, NAIVE, version="g1", flip="auto").version
+    assert good.checks["golden"]["passed"] and good.checks["golden"]["value"] == 1.0
+    bad = build(src.name, BROKEN, version="g2").version
+    assert not bad.checks["golden"]["passed"]
+    assert "golden failed" in (bad.reason or "")
+    assert "agreement" in bad.checks and bad.checks["agreement"]["passed"]  # report only
+    out = cli("compare", src.name, "g1", "g2", "marker3 place3", "-k", "5").stdout
+    assert "overlap@5" in out and "g1" in out and "g2" in out
