@@ -17,15 +17,21 @@ from typing import Any
 from .catchup import flip_with_catch_up as flip
 from .catchup import rollback_with_catch_up as rollback
 from .config import EmbedConfig, NaiveConfig, SentenceTransformersConfig, parse_config
+from .context import ContextManager, Entry
 from .errors import ReembedError
 from .family import Family, add_family, get_family
 from .query import query
+from .retriever import Result, Retriever
 
 __all__ = [
+    "ContextManager",
     "EmbedConfig",
+    "Entry",
     "Family",
     "NaiveConfig",
     "ReembedError",
+    "Result",
+    "Retriever",
     "SentenceTransformersConfig",
     "add_family",
     "flip",
