@@ -13,30 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.build_rate import corpus
-from reembed import stack, watch
-from reembed.build import resolve
-from reembed.family import Family, add_family
+from bench.build_rate import corpus, join_stack, new_family, timed_build
 
 GOLDEN = Path(__file__).with_name("golden_demo.json")
 
 
 def _build(family: str, label: str, embed: dict[str, Any]) -> Any:
-    from reembed.tasks import reembed_family
-
-    target = resolve(family, label, embed)
-    task_id = uuid.uuid4().hex
-    res = reembed_family.apply_async(kwargs={"family": family, "version": label,
-                                             "embed": target.config.model_dump(mode="json")},
-                                     task_id=task_id)
-    snap = watch.wait(target.version_id, task_id[:12], res)
-    assert not isinstance(snap, str), snap
-    return snap.version
+    return timed_build(family, label, embed)[0].version
 
 
 def _line(rec: Any) -> str:
@@ -53,8 +39,8 @@ def quality() -> None:
     from reembed import golden
     from reembed.corpus import insert, pydoc_paragraphs
 
-    name = f"gate_{uuid.uuid4().hex[:6]}"
-    fam = add_family(Family(name=name, collection=f"src_{name}"))
+    fam = new_family("gate")
+    name = fam.name
     insert(fam.source(), pydoc_paragraphs())
     for q in json.loads(GOLDEN.read_text()):
         golden.add(name, q["query"], q["expected"])
@@ -64,10 +50,8 @@ def quality() -> None:
 
 
 def duration(docs: int) -> None:
-    name = f"gate_{uuid.uuid4().hex[:6]}"
-    fam = add_family(Family(name=name, collection=f"src_{name}"))
-    fam.source().insert_many(corpus(docs))
-    print(_line(_build(name, "big", {"driver": "naive"})), flush=True)
+    fam = new_family("gate", corpus(docs))
+    print(_line(_build(fam.name, "big", {"driver": "naive"})), flush=True)
 
 
 def main() -> None:
@@ -76,9 +60,7 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=0)
     ap.add_argument("--dir", default=".reembed-bench")
     args = ap.parse_args()
-    st = stack.up(args.dir)
-    os.environ.update(st.env())
-    stack.start_workers(st, ["control", "cpu"])
+    join_stack(args.dir)
     if args.quality:
         quality()
     if args.docs:

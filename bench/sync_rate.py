@@ -12,14 +12,10 @@ their ratio, and checks the collection holds exactly what the source implies.
 from __future__ import annotations
 
 import argparse
-import os
 import time
-import uuid
 
-from bench.build_rate import corpus
-from reembed import stack, watch
-from reembed.build import resolve
-from reembed.family import Family, add_family
+from bench.build_rate import corpus, join_stack, new_family, timed_build
+from reembed import watch
 
 
 def main() -> None:
@@ -29,25 +25,13 @@ def main() -> None:
     ap.add_argument("--driver", default="naive")
     ap.add_argument("--dir", default=".reembed-bench")
     args = ap.parse_args()
-    st = stack.up(args.dir)
-    os.environ.update(st.env())
-    stack.start_workers(st, ["control", "cpu"])
+    join_stack(args.dir)
     from reembed import ledger, sink, versions
     from reembed.sync import sync_family
-    from reembed.tasks import reembed_family
 
-    name = f"sync_{uuid.uuid4().hex[:6]}"
-    fam = add_family(Family(name=name, collection=f"src_{name}"))
-    fam.source().insert_many(corpus(args.docs))
-    target = resolve(name, "b1", {"driver": args.driver})
-    t0 = time.monotonic()
-    task_id = uuid.uuid4().hex
-    res = reembed_family.apply_async(kwargs={"family": name, "version": "b1", "flip": "auto",
-                                             "embed": target.config.model_dump(mode="json")},
-                                     task_id=task_id)
-    full = watch.wait(target.version_id, task_id[:12], res)
-    build_s = time.monotonic() - t0
-    assert not isinstance(full, str), full
+    fam = new_family("sync", corpus(args.docs))
+    full, build_s = timed_build(fam.name, "b1", {"driver": args.driver}, flip="auto")
+    name, vid = fam.name, full.version.id
 
     k = max(3, int(args.docs * args.change)) // 3
     src = fam.source()
@@ -60,10 +44,10 @@ def main() -> None:
     t1 = time.monotonic()
     (report,) = sync_family(name)  # plans here, embeds on the workers
     assert report.run_id is not None
-    synced = watch.wait(target.version_id, report.run_id, None)
+    synced = watch.wait(vid, report.run_id, None)
     sync_s = time.monotonic() - t1
     assert not isinstance(synced, str), synced
-    rec = versions.get(target.version_id)
+    rec = versions.get(vid)
     stored = sink.open_collection(rec.collection).count()
     print(f"{args.driver}: {args.docs} docs; full build {build_s:.1f}s "
           f"({full.counts[ledger.DONE]} chunks); sync of {3 * k} changed docs "

@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TextIO
 
-from . import aliases, dispatch, queues, versions
+from . import aliases, dispatch, versions
 from .errors import AliasConflictError, NotFoundError, StateError
 from .family import get_family
 from .naming import version_id
@@ -49,7 +49,7 @@ def next_round(rec: versions.VersionRecord, run_id: str) -> str | None:
         return None
     versions.add_to_run(rec.id, run_id, plan.queued_chunks)
     versions.update_run(rec.id, run_id, state="embedding")
-    dispatch.send(rec.id, run_id, plan.batches, rec.queue or queues.EMBED_CPU)
+    dispatch.send(rec.id, run_id, plan.batches, rec.queue)
     return f"catching up {plan.dirty_sources} documents (round {done_rounds + 1})"
 
 
@@ -99,7 +99,7 @@ def _run_and_follow(rec: versions.VersionRecord, force: bool, action: str,
     run = outcome.version.run
     if not run.get("flipped"):
         why = run.get("flip_error") or outcome.version.reason or "see `reembed status`"
-        if "rev" in str(why):
+        if run.get("flip_error_kind") == AliasConflictError.__name__:
             raise AliasConflictError(why)
         raise StateError(f"version {rec.version!r} was caught up but not flipped: {why}")
     return FlipReport(_result_from_alias(rec), int(run.get("caught_up", 0)))

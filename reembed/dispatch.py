@@ -29,8 +29,9 @@ def finalize_signature(vid: str, run_id: str) -> Signature:
     return _app().signature(FINALIZE, args=(vid, run_id), immutable=True, queue=queues.CONTROL)
 
 
-def send(vid: str, run_id: str, batches: list[str], queue: str) -> str:
-    """Enqueue ``batches`` of ``vid`` on ``queue`` and finalize the run after them.
+def send(vid: str, run_id: str, batches: list[str], queue: str | None) -> str:
+    """Enqueue ``batches`` of ``vid`` on ``queue`` (a version without one: the CPU
+    queue) and finalize the run after them.
 
     Returns the id of the callback task. With no batches the callback runs
     straight away (a run with nothing to embed still gets its counts and checks).
@@ -38,6 +39,7 @@ def send(vid: str, run_id: str, batches: list[str], queue: str) -> str:
     callback = finalize_signature(vid, run_id)
     if not batches:
         return str(callback.apply_async().id)
-    header = [_app().signature(EMBED_BATCH, args=(vid, key), immutable=True, queue=queue)
+    target = queue or queues.EMBED_CPU
+    header = [_app().signature(EMBED_BATCH, args=(vid, key), immutable=True, queue=target)
               for key in batches]
     return str(chord(header)(callback).id)

@@ -57,25 +57,29 @@ def finalize(vid: str, run_id: str) -> Outcome:
     versions.finish(vid, run_id, status, counts.as_dict(), reason, results, state=final_state)
     if not wants_flip:
         return Outcome(vid, status, counts.as_dict(), reason, False)
-    flipped, flip_error = _flip_once(versions.get(vid), run_id)
+    flipped, flip_error, error_kind = _flip_once(versions.get(vid), run_id)
     versions.update_run(vid, run_id, state="failed" if status == versions.FAILED else "done",
-                        flipped=flipped, flip_error=flip_error)
+                        flipped=flipped, flip_error=flip_error, flip_error_kind=error_kind)
     caught = int(versions.get(vid).run.get("caught_up", 0))
     return Outcome(vid, status, counts.as_dict(), reason or flip_error, flipped, caught_up=caught)
 
 
-def _flip_once(rec: versions.VersionRecord, run_id: str) -> tuple[bool, str | None]:
-    """Flip the alias for this run, once; a refused or lost flip is reported, not raised."""
+def _flip_once(rec: versions.VersionRecord, run_id: str
+               ) -> tuple[bool, str | None, str | None]:
+    """Flip the alias for this run, once; a refused or lost flip is reported, not raised.
+
+    Returns whether it flipped, and the error's message and class name if not.
+    """
     run = rec.run
     if not versions.claim_flip(rec.id, run_id):
-        return bool(run.get("flipped")), run.get("flip_error")
+        return bool(run.get("flipped")), run.get("flip_error"), run.get("flip_error_kind")
     action = run.get("flip_action", "auto")
     if action == "auto" and aliases.active_version(rec.family) == rec.version:
-        return False, None
+        return False, None, None
     try:
         aliases.flip(rec.family, rec.version, force=bool(run.get("flip_force")),
                      action=action, expected_rev=run.get("expected_rev"),
                      caught_up=int(run.get("caught_up", 0)))
     except (AliasConflictError, StateError) as exc:
-        return False, str(exc)
-    return True, None
+        return False, str(exc), type(exc).__name__
+    return True, None, None

@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import dispatch, ledger, queues, versions
+from . import dispatch, ledger, versions
 from .errors import NotFoundError
 from .naming import version_id
 
@@ -145,7 +145,7 @@ def _put_back(report: RequeueReport, rows: list[dict[str, Any]], from_status: An
             report.requeued += moved
     if keys:
         versions.add_to_run(rec.id, run_id, report.requeued)
-        dispatch.send(rec.id, run_id, keys, rec.queue or queues.EMBED_CPU)
+        dispatch.send(rec.id, run_id, keys, rec.queue)
     report.batches, report.run_id = len(keys), run_id
 
 

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import aliases, dispatch, finalize, queues, versions
+from . import aliases, dispatch, finalize, versions
 from .errors import StateError
 from .family import get_family, list_families
 from .planner import Plan, plan_build
@@ -84,7 +84,7 @@ def _new_run(rec: versions.VersionRecord) -> SyncReport:
                         queued_chunks=plan.queued_chunks, plan=plan.summary())
     _record(rec, run_id, plan)
     if plan.batches:
-        dispatch.send(rec.id, run_id, plan.batches, _queue(rec))
+        dispatch.send(rec.id, run_id, plan.batches, rec.queue)
     else:  # nothing to embed: settle the run here rather than send a callback
         finalize.finalize(rec.id, run_id)
     return SyncReport(rec.family, rec.version, "run", run_id, plan.summary())
@@ -95,14 +95,10 @@ def _join(rec: versions.VersionRecord, run_id: str) -> SyncReport:
     _record(rec, run_id, plan)
     if plan.batches:
         versions.add_to_run(rec.id, run_id, plan.queued_chunks)
-        dispatch.send(rec.id, run_id, plan.batches, _queue(rec))
+        dispatch.send(rec.id, run_id, plan.batches, rec.queue)
     return SyncReport(rec.family, rec.version, "joined", run_id, plan.summary())
 
 
 def _record(rec: versions.VersionRecord, run_id: str, plan: Plan) -> None:
     versions.set_fields(rec.id, last_sync={"at": time.time(), "run_id": run_id,
                                            **plan.summary()})
-
-
-def _queue(rec: versions.VersionRecord) -> str:
-    return rec.queue or queues.EMBED_CPU

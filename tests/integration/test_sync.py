@@ -153,6 +153,29 @@ def test_manual_flip_and_rollback_catch_up_first(local_stack: Any) -> None:
     assert "caught up" not in quick.stdout and "without catch-up" in quick.stderr
 
 
+def test_a_flip_during_a_rollback_catch_up_wins_and_the_rollback_says_so(
+        local_stack: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from reembed.catchup import rollback_with_catch_up
+    from reembed.errors import AliasConflictError
+
+    fam = new_family(_docs(100))
+    slow = flaky(dims=24, delay_s=0.5)
+    build(fam.name, slow, version="v1", flip="auto", batch_chunks=10)
+    build(fam.name, NAIVE, version="v2", flip="auto")
+    fam.source().insert_many(_docs(40, start=3000))  # catch-up work for v1: 4 slow batches
+    with ThreadPoolExecutor(1) as pool:
+        rollback = pool.submit(rollback_with_catch_up, fam.name, timeout=120)
+        wait_until(lambda: versions.get(f"{fam.name}:v1").run.get("state") == "embedding",
+                   "the rollback's catch-up to start")
+        aliases.flip(fam.name, "v2", action="flip")  # someone else moves the alias meanwhile
+        with pytest.raises(AliasConflictError):
+            rollback.result(timeout=180)
+    assert aliases.active_version(fam.name) == "v2"
+    assert versions.get(f"{fam.name}:v1").run["flip_error_kind"] == "AliasConflictError"
+
+
 def test_failed_rows_are_retried_buried_as_dead_and_revived(local_stack: Any,
                                                             tmp_path: Path) -> None:
     flag = tmp_path / "model-is-broken"
