@@ -93,7 +93,7 @@ def test_writes_during_a_build_are_caught_up_before_the_auto_flip(local_stack: A
                "v2 finished", timeout=240)
 
     rec = versions.get(f"{fam.name}:v2")
-    assert rec.status == "active" and rec.run["flipped"]
+    assert rec.status == "active" and rec.run["flipped"], (rec.reason, rec.run, rec.checks)
     assert aliases.active_version(fam.name) == "v2"
     assert collection_state(fam.name, "v2") == expected_state(fam, slow)
     assert rec.run["caught_up"] >= 5  # at least the inserts, which no plan had seen
