@@ -27,6 +27,9 @@ DRIVER_ALIASES: dict[str, str] = {
     "transformers": "sentence-transformers",
     "st": "sentence-transformers",
     "python": "python",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "ollama": "ollama",
 }
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -78,7 +81,7 @@ class _EmbedBase(_Frozen):
 
     def semantic(self) -> dict[str, Any]:
         """The fields that change the vectors, as plain JSON values."""
-        return self.model_dump(mode="json", exclude=set(RUNTIME_FIELDS))
+        return self.model_dump(mode="json", exclude=set(self.RUNTIME))
 
     @property
     def config_fp(self) -> str:
@@ -108,6 +111,59 @@ class SentenceTransformersConfig(_EmbedBase):
         return data
 
 
+class OnnxConfig(SentenceTransformersConfig):
+    """The same sentence-transformers model folder, run by onnxruntime.
+
+    The graph is exported once from the folder's weights into a cache (no
+    download; export needs torch, inference does not). Its vectors agree with
+    the ``sentence-transformers`` driver, so the fingerprint is the same: which
+    of the two runs a build is a runtime choice, like ``device``. ``threads`` is
+    onnxruntime's intra-op thread count (default: the worker's share of cores).
+    """
+
+    RUNTIME: ClassVar[frozenset[str]] = RUNTIME_FIELDS | {"threads"}
+
+    driver: Literal["onnx"] = "onnx"  # type: ignore[assignment]
+    threads: int | None = Field(default=None, ge=1, le=256)
+
+    def semantic(self) -> dict[str, Any]:
+        """As the ``sentence-transformers`` driver's: both compute the same vectors."""
+        return {**super().semantic(), "driver": "sentence-transformers"}
+
+
+class OllamaConfig(_EmbedBase):
+    """A model served by Ollama (``/api/embed``, ``/api/embeddings`` on old servers).
+
+    ``truncate`` changes the vectors of long texts, so it is semantic; where the
+    server is and how hard reembed may call it are runtime. ``requests_per_s``
+    and ``texts_per_s`` are one budget for the whole fleet, shared by every
+    worker through Redis, per embed config.
+    """
+
+    RUNTIME: ClassVar[frozenset[str]] = RUNTIME_FIELDS | {
+        "url", "timeout_s", "max_retries", "requests_per_s", "texts_per_s"}
+
+    driver: Literal["ollama"] = "ollama"
+    url: str = Field(default_factory=lambda: ollama_host(os.environ))
+    truncate: bool = True
+    timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    max_retries: int = Field(default=5, ge=0, le=50)
+    requests_per_s: float | None = Field(default=None, gt=0)
+    texts_per_s: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _http_url(self) -> OllamaConfig:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url {self.url!r} must start with http:// or https://")
+        return self
+
+
+def ollama_host(env: Mapping[str, str]) -> str:
+    """Ollama's own ``OLLAMA_HOST`` (which may omit the scheme), else its default address."""
+    host = env.get("OLLAMA_HOST") or "127.0.0.1:11434"
+    return host if "://" in host else f"http://{host}"
+
+
 OptionValue = str | int | float | bool
 
 
@@ -134,9 +190,9 @@ class PythonConfig(_EmbedBase):
         return self
 
 
-EmbedConfig = Annotated[NaiveConfig | SentenceTransformersConfig | PythonConfig,
-                        Field(discriminator="driver")]
-AnyEmbedConfig = NaiveConfig | SentenceTransformersConfig | PythonConfig
+EmbedConfig = Annotated[NaiveConfig | SentenceTransformersConfig | OnnxConfig | OllamaConfig
+                        | PythonConfig, Field(discriminator="driver")]
+AnyEmbedConfig = NaiveConfig | SentenceTransformersConfig | OnnxConfig | OllamaConfig | PythonConfig
 _ADAPTER: TypeAdapter[AnyEmbedConfig] = TypeAdapter(EmbedConfig)
 
 

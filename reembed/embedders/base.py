@@ -75,6 +75,14 @@ def build_embedder(config: AnyEmbedConfig) -> Embedder:
         from .python import load_python_embedder
 
         return load_python_embedder(config)
+    if config.driver == "onnx":
+        from .onnx import OnnxEmbedder
+
+        return OnnxEmbedder(config)
+    if config.driver == "ollama":
+        from .ollama import OllamaEmbedder
+
+        return OllamaEmbedder(config)
     from .sentence_transformers import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(config)
@@ -84,6 +92,8 @@ def declared_dims(config: AnyEmbedConfig) -> int:
     """Dims the config will produce, known without loading a model where possible."""
     if config.dims is not None:
         return config.dims
+    if config.driver == "ollama":  # a served model: only the server knows
+        return int(get_embedder(config).dims)
     from .sentence_transformers import dims_from_folder, resolve_model_path
 
     return dims_from_folder(resolve_model_path(config.model))
