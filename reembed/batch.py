@@ -19,7 +19,7 @@ from . import ledger, sink, source, versions
 from .chunking import Chunk
 from .config import AnyEmbedConfig
 from .documents import DocPlan, chunk_metadata, read_document
-from .embedders import Embedder, embed_documents, get_embedder
+from .embedders import Embedder, embed_documents, get_embedder, oom
 from .errors import DimsMismatchError, TransientError, classify
 from .family import Family, get_family
 from .naming import chroma_id
@@ -85,9 +85,17 @@ def _load(rec: versions.VersionRecord, rows: list[dict[str, Any]]) -> _Work:
 
 def embed_resilient(embedder: Embedder, config: AnyEmbedConfig, texts: list[str]
                     ) -> tuple[list[np.ndarray | None], list[str | None]]:
-    """Embed ``texts``; a failing batch is bisected so one bad text is one error."""
+    """Embed ``texts``; one bad text is one error, and running out of memory splits the work.
+
+    A failing call is bisected until the bad text is alone. Out of memory is
+    not the texts' fault: the call is halved (and the worker remembers the size
+    that fits) until it succeeds; only a single text that does not fit fails.
+    """
     if not texts:
         return [], []
+    cap = oom.ceiling(config.config_fp)
+    if cap is not None and len(texts) > cap:
+        return _in_parts(embedder, config, texts, cap)
     try:
         out = embed_documents(embedder, config, texts)
         _check_shape(out, len(texts), config.dims)
@@ -96,15 +104,33 @@ def embed_resilient(embedder: Embedder, config: AnyEmbedConfig, texts: list[str]
     except DimsMismatchError as exc:
         return [None] * len(texts), [str(exc)] * len(texts)
     except Exception as exc:
-        if isinstance(classify(exc), TransientError):
-            raise classify(exc) from exc
-        if len(texts) == 1:
-            return [None], [f"embedder failed: {type(exc).__name__}: {exc}"[:500]]
-        half = len(texts) // 2
-        left, right = (embed_resilient(embedder, config, part)
-                       for part in (texts[:half], texts[half:]))
-        return left[0] + right[0], left[1] + right[1]
+        return _after_failure(embedder, config, texts, exc)
     return _finite_rows(out)
+
+
+def _after_failure(embedder: Embedder, config: AnyEmbedConfig, texts: list[str],
+                   exc: Exception) -> tuple[list[np.ndarray | None], list[str | None]]:
+    if oom.is_out_of_memory(exc):
+        oom.free_memory()
+        if len(texts) == 1:
+            return [None], [f"out of memory embedding one text of {len(texts[0])} characters"]
+        return _in_parts(embedder, config, texts, oom.lower_ceiling(config.config_fp, len(texts)))
+    if isinstance(classify(exc), TransientError):
+        raise classify(exc) from exc
+    if len(texts) == 1:
+        return [None], [f"embedder failed: {type(exc).__name__}: {exc}"[:500]]
+    return _in_parts(embedder, config, texts, (len(texts) + 1) // 2)
+
+
+def _in_parts(embedder: Embedder, config: AnyEmbedConfig, texts: list[str], size: int
+              ) -> tuple[list[np.ndarray | None], list[str | None]]:
+    vectors: list[np.ndarray | None] = []
+    errors: list[str | None] = []
+    for start in range(0, len(texts), size):
+        part = embed_resilient(embedder, config, texts[start:start + size])
+        vectors += part[0]
+        errors += part[1]
+    return vectors, errors
 
 
 def _check_shape(out: np.ndarray, n: int, dims: int | None) -> None:

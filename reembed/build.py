@@ -17,7 +17,7 @@ from .errors import DimsMismatchError, NotFoundError
 from .family import Family, get_family
 from .naming import check_label, collection_name, generate_label, version_id
 from .planner import Plan, plan_build
-from .queues import embed_queue
+from .routing import route
 
 FlipMode = Literal["auto", "manual"]
 
@@ -84,16 +84,17 @@ def start(target: Target, flip: FlipMode, queue: str | None, run_id: str,
     A run started to flip a version (``flip_action`` ``flip`` or ``rollback``) is
     all catch-up: every document it finds dirty counts as caught up.
     """
-    config, q = target.config, embed_queue(queue, target.config.device)
-    family = target.family.name
+    config, where = target.config, route(target.config, queue)
+    q, family = where.queue, target.family.name
     name = collection_name(family, target.label, config.model)
     rec = versions.ensure(family, target.label, config, name, q)
     sink.create(rec.collection, config, family, target.label)
     probe_dims(config)
-    options: dict[str, Any] = {"flip": flip, "queue": q, "batch_chunks": batch_chunks,
+    options: dict[str, Any] = {"flip": flip, "queue": q, "route": where.as_dict(),
+                               "batch_chunks": batch_chunks,
                                "worker_pid": os.getpid(), "flip_action": flip_action,
                                "flip_force": flip_force, "expected_rev": expected_rev}
-    rec = versions.begin_run(rec, run_id, options, force=force)
+    rec = versions.begin_run(rec, run_id, options, force=force, embed=config)
     plan = plan_build(target.family, target.label, config, run_id, batch_chunks)
     caught = plan.dirty_sources if flip_action != "auto" else 0
     versions.update_run(rec.id, run_id, state="embedding", batches=len(plan.batches),

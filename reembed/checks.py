@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from . import aliases, golden, ledger, sink, versions
-from .embedders import get_embedder
-from .errors import NotFoundError
+from .embedders import get_embedder, oom
+from .errors import NotFoundError, TransientError, classify
 from .verify import check_vectors
 
 Check = dict[str, Any]
@@ -118,8 +119,8 @@ def _query(rec: versions.VersionRecord, texts: list[str], k: int,
 
 def _embed_queries(rec: versions.VersionRecord, texts: list[str]) -> np.ndarray:
     config = rec.config()
-    return np.asarray(get_embedder(config).embed([config.query_prefix + t for t in texts]),
-                      dtype=np.float32)
+    return oom.embed_fitting(get_embedder(config).embed, config.config_fp,
+                             [config.query_prefix + t for t in texts])
 
 
 def distances(space: str, query: np.ndarray, stored: np.ndarray) -> np.ndarray:
@@ -211,12 +212,32 @@ def run_checks(rec: versions.VersionRecord, counts: ledger.Counts,
     if full and col.count():
         n = int(_env_float("REEMBED_SELF_RETRIEVAL_SAMPLE", DEFAULT_SELF_SAMPLE) or 0)
         sample = _sample(col, n)
-        out["shape"] = shape(sample, rec)
-        out["self_retrieval"] = self_retrieval(sample, rec)
-        for name, check in (("golden", golden_recall(rec)), ("agreement", agreement(sample, rec))):
+        quality: dict[str, Callable[[], Check | None]] = {
+            "shape": lambda: shape(sample, rec),
+            "self_retrieval": lambda: self_retrieval(sample, rec),
+            "golden": lambda: golden_recall(rec),
+            "agreement": lambda: agreement(sample, rec),
+        }
+        for name, run in quality.items():
+            check = _guarded(name, run)
             if check is not None:
                 out[name] = check
     return out
+
+
+def _guarded(name: str, run: Callable[[], Check | None]) -> Check | None:
+    """Run one check; one that cannot run (the model fails on the control worker) fails.
+
+    An outage is raised instead, so the finalizing task retries it later.
+    """
+    try:
+        return run()
+    except Exception as exc:
+        err = classify(exc)
+        if isinstance(err, TransientError):
+            raise err from exc
+        return _result(False, None, None,
+                       f"the {name} check could not run: {type(exc).__name__}: {exc}"[:500])
 
 
 def failures(checks: dict[str, Check]) -> list[str]:

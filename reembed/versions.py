@@ -108,9 +108,14 @@ def ensure(family: str, label: str, config: AnyEmbedConfig, collection: str,
     return rec
 
 
-def begin_run(rec: VersionRecord, run_id: str, run: dict[str, Any], force: bool = False
-              ) -> VersionRecord:
-    """Take ownership of the version for a new run (compare-and-set on ``run_id``)."""
+def begin_run(rec: VersionRecord, run_id: str, run: dict[str, Any], force: bool = False,
+              embed: AnyEmbedConfig | None = None) -> VersionRecord:
+    """Take ownership of the version for a new run (compare-and-set on ``run_id``).
+
+    ``embed`` replaces the recorded config: same fingerprint, but its runtime
+    fields (driver between ``sentence-transformers`` and ``onnx``, device, batch
+    size) are this run's choice, and later syncs and retries follow it.
+    """
     if rec.run_id == run_id:  # the same task delivered again: carry on with its run
         return rec
     if rec.running and not force:
@@ -122,11 +127,14 @@ def begin_run(rec: VersionRecord, run_id: str, run: dict[str, Any], force: bool 
         raise StateError(f"version {rec.version!r} of {rec.family!r} was adopted, not built by "
                          "reembed: it is never rewritten; build a new version instead")
     status = rec.status if rec.status == ACTIVE else BUILDING
+    fields: dict[str, Any] = {
+        "run_id": run_id, "status": status, "reason": None, "queue": run.get("queue"),
+        "run": {**run, "id": run_id, "state": "planning", "started_at": _now(),
+                "touched": time.time()}}
+    if embed is not None and embed.config_fp == rec.config_fp:
+        fields["embed"] = embed.model_dump(mode="json")
     doc = owned(VERSIONS).find_one_and_update(
-        {"_id": rec.id, "run_id": rec.run_id},
-        {"$set": {"run_id": run_id, "status": status, "reason": None, "queue": run.get("queue"),
-                  "run": {**run, "id": run_id, "state": "planning", "started_at": _now(),
-                          "touched": time.time()}}},
+        {"_id": rec.id, "run_id": rec.run_id}, {"$set": fields},
         return_document=ReturnDocument.AFTER,
     )
     if doc is None:

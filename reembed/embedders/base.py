@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..config import AnyEmbedConfig
+from ..routing import worker_device
 
 Vectors = npt.NDArray[np.float32]
 
@@ -57,7 +58,9 @@ def get_embedder(config: AnyEmbedConfig) -> Embedder:
     """The process-wide embedder for ``config``, built on first use.
 
     The cache key holds the pid, so a forked child never reuses its parent's model.
+    Inside a worker, the worker's device replaces the config's (see :mod:`reembed.routing`).
     """
+    config = worker_device(config)
     key = (os.getpid(), config.config_fp + config.device)
     with _lock:
         if key not in _cache:

@@ -60,3 +60,31 @@ class ConstantEmbedder:
 def constant(dims: int, **_: object) -> ConstantEmbedder:
     """The factory the ``python`` driver calls."""
     return ConstantEmbedder(dims)
+
+
+class OutOfMemoryError(RuntimeError):
+    """Named like torch's ``torch.cuda.OutOfMemoryError``, which is what reembed recognises."""
+
+
+class SmallGpuEmbedder:
+    """A model on a GPU that fits at most ``max_batch`` texts at once.
+
+    Larger calls raise an out-of-memory error, as a real GPU does; so does any
+    single text longer than ``max_chars``.
+    """
+
+    def __init__(self, dims: int, max_batch: int = 8, max_chars: int = 100_000) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NaiveEmbedderWarning)
+            self._inner = NaiveEmbedder(NaiveConfig(dims=dims))
+        self.dims, self._max_batch, self._max_chars = dims, max_batch, max_chars
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if len(texts) > self._max_batch or any(len(t) > self._max_chars for t in texts):
+            raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self._inner.embed(texts)
+
+
+def small_gpu(dims: int, **options: object) -> SmallGpuEmbedder:
+    """The factory the ``python`` driver calls."""
+    return SmallGpuEmbedder(dims, **options)  # type: ignore[arg-type]

@@ -86,7 +86,8 @@ def test_legacy_driver_names_are_accepted() -> None:
 
 
 @pytest.mark.parametrize(("data", "needle"), [
-    ({"driver": "ollama"}, "unknown embedding driver 'ollama'"),
+    ({"driver": "openai"}, "unknown embedding driver 'openai'"),
+    ({"driver": "ollama"}, "model: Field required"),
     ({"driver": "naive", "dims": 0}, "dims"),
     ({"driver": "naive", "chunker": {"size": 100, "overlap": 60}}, "overlap 60"),
     ({"driver": "naive", "space": "manhattan"}, "space"),
@@ -95,3 +96,25 @@ def test_legacy_driver_names_are_accepted() -> None:
 def test_bad_configs_name_the_value_and_rule(data: dict[str, Any], needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         parse_config(data)
+
+
+OLLAMA = {"driver": "ollama", "model": "nomic-embed-text", "dims": 768}
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("url", "http://gpu-box:11434"), ("timeout_s", 5), ("max_retries", 0),
+    ("requests_per_s", 3.0), ("texts_per_s", 200.0), ("batch_size", 16)])
+def test_where_and_how_fast_ollama_is_called_is_runtime(field: str, value: Any) -> None:
+    assert parse_config({**OLLAMA, field: value}).config_fp == parse_config(OLLAMA).config_fp
+
+
+def test_ollama_truncation_and_model_are_semantic() -> None:
+    base = parse_config(OLLAMA).config_fp
+    assert parse_config({**OLLAMA, "truncate": False}).config_fp != base
+    assert parse_config({**OLLAMA, "model": "mxbai-embed-large"}).config_fp != base
+
+
+def test_onnx_and_sentence_transformers_compute_the_same_vectors_so_share_a_fingerprint() -> None:
+    onnx = parse_config({**BASE, "driver": "onnx", "threads": 3})
+    assert onnx.driver == "onnx" and onnx.config_fp == parse_config(BASE).config_fp
+    assert parse_config({**BASE, "driver": "onnx", "dims": 999}).config_fp != onnx.config_fp
