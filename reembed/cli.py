@@ -133,13 +133,20 @@ def load(family: str, path: Path) -> None:
 
 @cli.command("run")
 @click.argument("family")
-@click.option("--driver", default=None, help="naive | sentence-transformers (env EMBEDDING_DRIVER)")
+@click.option("--driver", default=None,
+              help="sentence-transformers | onnx | ollama | python | naive (env EMBEDDING_DRIVER)")
 @click.option("--model", default=None, help="Model name or local folder (env EMBEDDING_FUNCTION)")
 @click.option("--dims", type=int, default=None, help="Expected dims (env EMBED_DIMS)")
 @click.option("--version", "label", default=None, help="Version label (env EMBED_VERSION)")
 @click.option("--flip", type=click.Choice(["auto", "manual"]), default="manual",
               show_default=True)
-@click.option("--queue", type=click.Choice(["cpu", "gpu"]), default=None)
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None,
+              help="cuda: the GPU queue; auto: the GPU queue if a CUDA worker consumes it now.")
+@click.option("--queue", type=click.Choice(["cpu", "gpu"]), default=None,
+              help="Send batches to this queue whatever the device says.")
+@click.option("--set", "settings_", multiple=True, metavar="FIELD=VALUE",
+              help="Any other config field, e.g. --set threads=2 --set requests_per_s=5 "
+                   "(VALUE is read as JSON when it parses).")
 @click.option("--chunk-size", type=int, default=None)
 @click.option("--chunk-overlap", type=int, default=None)
 @click.option("--batch-chunks", type=int, default=256, show_default=True,
@@ -148,9 +155,9 @@ def load(family: str, path: Path) -> None:
 @click.option("--timeout", type=float, default=0, help="Give up waiting after N seconds.")
 @click.option("--force", is_flag=True, help="Start even if a run of this version is in flight.")
 def run(family: str, driver: str | None, model: str | None, dims: int | None,
-        label: str | None, flip: str, queue: str | None, chunk_size: int | None,
-        chunk_overlap: int | None, batch_chunks: int, wait: bool, timeout: float,
-        force: bool) -> None:
+        label: str | None, flip: str, device: str | None, queue: str | None,
+        settings_: tuple[str, ...], chunk_size: int | None, chunk_overlap: int | None,
+        batch_chunks: int, wait: bool, timeout: float, force: bool) -> None:
     """Build (or bring up to date) a version of FAMILY with an embed config."""
     from . import build, watch
     from .config import config_from_options
@@ -158,7 +165,11 @@ def run(family: str, driver: str | None, model: str | None, dims: int | None,
 
     chunker = {k: v for k, v in (("size", chunk_size), ("overlap", chunk_overlap)) if v}
     extra: dict[str, Any] = {"chunker": chunker} if chunker else {}
-    config = config_from_options(driver, model, dims, **extra)
+    sets = _field_settings(settings_)
+    extra.update(sets, **({"device": device} if device else {}))
+    named = {k: extra.pop(k, None) for k in ("driver", "model", "dims")}  # options win
+    config = config_from_options(driver or named["driver"], model or named["model"],
+                                 named["dims"] if dims is None else dims, **extra)
     target = build.resolve(family, label or os.environ.get("EMBED_VERSION"),
                            config.model_dump(mode="json"))
     if target.config.driver == "naive":
@@ -179,6 +190,20 @@ def run(family: str, driver: str | None, model: str | None, dims: int | None,
     code, message = watch.final_message(outcome)
     click.echo(message, err=True)
     sys.exit(code)
+
+
+def _field_settings(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``FIELD=VALUE`` pairs as config fields; VALUE as JSON when it parses, else a string."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        field, sep, raw = pair.partition("=")
+        if not sep or not field.strip():
+            raise click.BadParameter(f"{pair!r} is not FIELD=VALUE", param_hint="--set")
+        try:
+            out[field.strip()] = json.loads(raw)
+        except ValueError:
+            out[field.strip()] = raw
+    return out
 
 
 # -- status ------------------------------------------------------------------
@@ -261,6 +286,8 @@ def _version_notes(r: dict[str, Any]) -> list[str]:
     notes = [r["reason"]] if r["reason"] else []
     if r.get("adopted"):
         notes.append("adopted collection: never rewritten, synced or dropped by reembed")
+    if r.get("route"):
+        notes.append(f"queue {r['route']['queue']}: {r['route']['reason']}")
     lag = r.get("lag")
     if lag is not None:
         notes.append(f"lag: {lag['behind']} documents behind the source "
@@ -601,6 +628,16 @@ def query_cmd(family: str, text: str, k: int, version: str | None, as_json: bool
     for i, h in enumerate(hits, 1):
         snippet = " ".join(h.document.split())[:160]
         click.echo(f"{i:>2}. {h.distance:.4f}  {h.id}\n    {snippet}\n    {h.metadata}")
+
+
+@cli.command("onnx-export")
+@click.option("--model", default="sentence-transformers/all-MiniLM-L6-v2", show_default=True,
+              help="Packaged model name or local sentence-transformers folder.")
+def onnx_export_cmd(model: str) -> None:
+    """Export a model to ONNX once, into the onnx driver's cache; print the graph's path."""
+    from .embedders.onnx import export_model
+
+    click.echo(str(export_model(model)))
 
 
 @cli.command("demo")

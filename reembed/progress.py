@@ -68,6 +68,7 @@ def version_rows(family: str) -> list[dict[str, Any]]:
             "collection": rec.collection, "config_fp": rec.config_fp,
             "driver": rec.embed.get("driver"), "model": rec.embed.get("model"),
             "dims": rec.embed.get("dims"), "queue": rec.queue, "reason": rec.reason,
+            "route": rec.run.get("route"),
             "created_at": rec.created_at, "finished_at": rec.finished_at,
             "errors": ledger.last_errors(family, rec.version, 3),
             "adopted": rec.adopted, "verify": rec.verify or None, "checks": rec.checks,

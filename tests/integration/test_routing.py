@@ -16,7 +16,7 @@ import pytest
 from reembed import ledger, stack, versions
 from reembed.queues import EMBED_CPU, EMBED_GPU
 
-from .conftest import build, new_family, wait_until
+from .conftest import build, cli, new_family, wait_until
 
 NAIVE = {"driver": "naive", "dims": 16}
 
@@ -55,6 +55,19 @@ def test_the_configs_device_decides_the_queue_and_queue_overrides_it(local_stack
     assert rec.queue == EMBED_GPU
     assert rec.run["route"] == {"queue": EMBED_GPU, "device": "cpu",
                                 "reason": "--queue gpu was given"}
+
+
+def test_the_cli_takes_the_device_and_any_config_field(local_stack: Any) -> None:
+    fam = new_family(_docs(30))
+    cli("run", fam.name, "--driver", "naive", "--device", "cuda", "--set", "dims=12",
+        "--set", "normalize=false", "--version", "cli-gpu", "--wait")
+    rec = versions.get(f"{fam.name}:cli-gpu")
+    assert (rec.embed["dims"], rec.embed["normalize"], rec.embed["device"]) == (12, False, "cuda")
+    assert _ran_on(fam.name, "cli-gpu") == {"gpu"}
+    shown = cli("versions", fam.name).stdout
+    assert "cli-gpu: queue reembed.embed.gpu: the config's device is 'cuda'" in shown
+    bad = cli("run", fam.name, "--driver", "naive", "--set", "dimz=12", check=False)
+    assert bad.returncode != 0 and "dimz" in bad.stderr and "not permitted" in bad.stderr
 
 
 def test_auto_goes_to_the_gpu_queue_only_while_a_cuda_worker_consumes_it(
