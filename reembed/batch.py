@@ -20,7 +20,7 @@ from .chunking import Chunk
 from .config import AnyEmbedConfig
 from .documents import DocPlan, chunk_metadata, read_document
 from .embedders import Embedder, embed_documents, get_embedder, oom
-from .errors import DimsMismatchError, TransientError, classify
+from .errors import ConfigError, DimsMismatchError, TransientError, classify
 from .family import Family, get_family
 from .naming import chroma_id
 
@@ -101,7 +101,7 @@ def embed_resilient(embedder: Embedder, config: AnyEmbedConfig, texts: list[str]
         _check_shape(out, len(texts), config.dims)
     except TransientError:
         raise
-    except DimsMismatchError as exc:
+    except (DimsMismatchError, ConfigError) as exc:  # the model's fault: splitting cannot help
         return [None] * len(texts), [str(exc)] * len(texts)
     except Exception as exc:
         return _after_failure(embedder, config, texts, exc)

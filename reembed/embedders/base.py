@@ -61,7 +61,7 @@ def get_embedder(config: AnyEmbedConfig) -> Embedder:
     Inside a worker, the worker's device replaces the config's (see :mod:`reembed.routing`).
     """
     config = worker_device(config)
-    key = (os.getpid(), config.config_fp + config.device)
+    key = (os.getpid(), config.model_dump_json())  # runtime fields too: url, rates, device
     with _lock:
         if key not in _cache:
             _cache[key] = build_embedder(config)

@@ -77,7 +77,8 @@ def test_auto_goes_to_the_gpu_queue_only_while_a_cuda_worker_consumes_it(
     build(fam.name, {**NAIVE, "device": "auto"}, version="auto1", batch_chunks=20)
     rec = versions.get(f"{fam.name}:auto1")
     assert _ran_on(fam.name, "auto1") == {"cpu"} and rec.queue == EMBED_CPU
-    assert "no CUDA worker consumes reembed.embed.gpu (consumers: gpu@" in rec.run["route"]["reason"]
+    reason = rec.run["route"]["reason"]
+    assert "no CUDA worker consumes reembed.embed.gpu (consumers: gpu@" in reason
 
     gpu_worker_device("cuda")
     build(fam.name, {**NAIVE, "device": "auto", "dims": 20}, version="auto2", batch_chunks=20,
