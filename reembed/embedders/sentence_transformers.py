@@ -73,6 +73,8 @@ class SentenceTransformerEmbedder:
         return self._dims
 
     def embed(self, texts: list[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dims), dtype=np.float32)
         model = self._load()
         vectors = model.encode(
             texts,
@@ -88,6 +90,10 @@ class SentenceTransformerEmbedder:
                 f"but the config says dims={self._config.dims}"
             )
         return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the config only: the copy loads its own model on first use."""
+        return {**self.__dict__, "_model": None}
 
     def _load(self) -> Any:
         if self._model is None:
