@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from reembed import stack
 
-from .conftest import build, cli, new_family
+from .conftest import build, cli, new_family, wait_until
 
 
 def test_stack_up_is_idempotent_and_env_prints_exports(local_stack: stack.Stack) -> None:
@@ -66,3 +67,34 @@ def test_minilm_build_and_semantic_query(local_stack: Any) -> None:
     assert snap.version.embed["dims"] == 384 and snap.counts["done"] == 40
     hits = json.loads(cli("query", fam.name, "football match goal", "-k", "5", "--json").stdout)
     assert all("striker" in h["document"] for h in hits["hits"])
+
+
+@pytest.mark.slow
+def test_switching_minilm_between_torch_and_onnx_reembeds_nothing(local_stack: Any) -> None:
+    from reembed import sink, versions
+    from reembed.sync import sync_family
+
+    texts = ["Otters hold hands while they sleep.", "The bond market rallied on Friday.",
+             "Knead the dough for ten minutes.", "The goalkeeper saved a penalty."] * 5
+    fam = new_family([{"_id": f"o{i:03d}", "text": f"{t} ({i})"} for i, t in enumerate(texts)])
+    st_config = {"driver": "sentence-transformers", "model": "all-MiniLM-L6-v2"}
+    build(fam.name, st_config, version="m", flip="auto")
+    snap = build(fam.name, {**st_config, "driver": "onnx"}, version="m")
+    assert snap.version.run["queued_chunks"] == 0 and snap.counts["done"] == 20
+    assert snap.version.embed["driver"] == "onnx"  # later syncs and retries run onnx
+
+    fam.source().insert_one({"_id": "o-new", "text": "A goalkeeper dives to save the penalty."})
+    (report,) = sync_family(fam.name)
+    assert report.plan["new"] == 1
+    rec = versions.get(f"{fam.name}:m")
+    col = sink.open_collection(rec.collection)
+    wait_until(lambda: bool(col.get(where={"source_id": "o-new"})["ids"]), "the synced chunk")
+    got = col.get(where={"source_id": "o-new"}, include=["embeddings"])["embeddings"][0]
+    from reembed.config import parse_config
+    from reembed.embedders import build_embedder
+
+    torch_vector = build_embedder(parse_config({**st_config, "dims": 384})).embed(
+        ["A goalkeeper dives to save the penalty."])[0]
+    assert float(np.dot(got, torch_vector)) >= 0.999
+    hits = json.loads(cli("query", fam.name, "football save", "-k", "3", "--json").stdout)
+    assert all("goalkeeper" in h["document"] for h in hits["hits"])
