@@ -16,7 +16,7 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from . import versions
+from . import sink, versions
 from .errors import AliasConflictError, NotFoundError, StateError
 from .mongo import ALIASES, owned
 from .naming import version_id
@@ -67,6 +67,17 @@ def check_flippable(rec: versions.VersionRecord, force: bool) -> None:
     )
 
 
+def check_collection(rec: versions.VersionRecord) -> None:
+    """Readers resolve the alias to this collection: it must exist, even when forced."""
+    try:
+        sink.open_collection(rec.collection)
+    except NotFoundError:
+        raise NotFoundError(
+            f"version {rec.version!r} of {rec.family!r} points at Chroma collection "
+            f"{rec.collection!r}, which does not exist: refusing to point readers at it"
+        ) from None
+
+
 def flip(family: str, label: str, *, force: bool = False, action: str = "flip",
          expected_rev: int | None = None, attempts: int = 10,
          caught_up: int | None = None) -> FlipResult:
@@ -78,6 +89,7 @@ def flip(family: str, label: str, *, force: bool = False, action: str = "flip",
     """
     rec = versions.get(version_id(family, label))
     check_flippable(rec, force)
+    check_collection(rec)
     for _ in range(attempts):
         current = get(family)
         rev = (current or {}).get("rev", 0)

@@ -6,11 +6,12 @@ used by the CLI, so the version id it prints is the one the task builds.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from . import sink, versions
+from . import ledger, sink, source, versions
 from .config import AnyEmbedConfig, config_from_options, parse_config
 from .embedders import declared_dims, get_embedder
 from .errors import DimsMismatchError, NotFoundError
@@ -48,8 +49,12 @@ def resolve(family: str, version: str | None, embed: dict[str, Any] | None) -> T
     """Pick the version label: the given one, else a live version with the same config
     (so re-running a config updates it incrementally), else a new timestamp label."""
     fam, config = get_family(family), resolve_config(embed)
+    source.check_exists(fam)
     if version:
-        return Target(fam, config, check_label(version), False)
+        label = check_label(version)
+        with contextlib.suppress(NotFoundError):
+            versions.check_same_config(versions.get(version_id(fam.name, label)), config)
+        return Target(fam, config, label, False)
     same = versions.find_reusable(fam.name, config.config_fp)
     if same:
         return Target(fam, config, same.version, True)
@@ -88,6 +93,7 @@ def start(target: Target, flip: FlipMode, queue: str | None, run_id: str,
     q, family = where.queue, target.family.name
     name = collection_name(family, target.label, config.model)
     rec = versions.ensure(family, target.label, config, name, q)
+    forgotten = _forget_lost_vectors(rec)
     sink.create(rec.collection, config, family, target.label)
     probe_dims(config)
     options: dict[str, Any] = {"flip": flip, "queue": q, "route": where.as_dict(),
@@ -99,8 +105,22 @@ def start(target: Target, flip: FlipMode, queue: str | None, run_id: str,
     caught = plan.dirty_sources if flip_action != "auto" else 0
     versions.update_run(rec.id, run_id, state="embedding", batches=len(plan.batches),
                         sources=plan.sources, dirty_sources=plan.dirty_sources,
-                        queued_chunks=plan.queued_chunks, plan=plan.summary(), caught_up=caught)
+                        queued_chunks=plan.queued_chunks, plan=plan.summary(), caught_up=caught,
+                        ledger_reset=forgotten)
     return Started(rec, run_id, plan, q)
+
+
+def _forget_lost_vectors(rec: versions.VersionRecord) -> int:
+    """Drop the ledger of a version whose collection is gone, so the plan rebuilds it.
+
+    Someone deleted the collection in Chroma: every ``done`` row now lies, and a
+    run that trusted them would recreate an empty collection and call it done.
+    """
+    try:
+        sink.open_collection(rec.collection)
+    except NotFoundError:
+        return ledger.drop_version(rec.family, rec.version)
+    return 0
 
 
 def fail(vid: str, run_id: str, reason: str) -> None:

@@ -73,6 +73,7 @@ def flip_with_catch_up(family: str, label: str, *, force: bool = False, action: 
     """
     rec = versions.get(version_id(family, label))
     aliases.check_flippable(rec, force)
+    aliases.check_collection(rec)
     if rec.adopted or not catch_up:
         res = aliases.flip(family, label, force=force, action=action, expected_rev=expected_rev)
         note = ("adopted collection: reembed does not write it, so it was not caught up"

@@ -88,7 +88,8 @@ def family_add(name: str, collection: str, text_key: str, time_key: str | None,
     try:
         query = json.loads(filter_json) if filter_json else {}
     except ValueError as exc:
-        raise click.BadParameter(f"not JSON: {exc}", param_hint="--filter") from None
+        raise click.BadParameter(f"{filter_json!r} is not JSON ({exc}); a filter is a Mongo "
+                                 "query document", param_hint="--filter") from None
     try:
         fam = Family(name=name, collection=collection, text_key=text_key, time_key=time_key,
                      filter=query, meta=meta, db=db)
@@ -221,7 +222,8 @@ def status(family: str | None, as_json: bool) -> None:
     queues_now = progress.queue_depths()
     tick = progress.beat_last_tick()
     if as_json:
-        click.echo(_json({"families": data, "queues": queues_now, "beat_last_tick": tick}))
+        click.echo(_json({"families": data, "queues": queues_now, "beat_last_tick": tick,
+                          "totals": progress.totals(data, queues_now)}))
         return
     for name, info in data.items():
         alias = info["alias"] or {}
@@ -303,6 +305,25 @@ def _version_notes(r: dict[str, Any]) -> list[str]:
         notes.append(f"VERIFY FAILED: {check.get('detail')}")
     notes += [f"{e['count']} x [{e['status']}] {e['error']}" for e in r["errors"]]
     return notes
+
+
+@cli.command("doctor")
+@click.option("--family", "families", multiple=True,
+              help="Check only this family's models (repeatable; default every family).")
+@click.option("--json", "as_json", is_flag=True)
+def doctor_cmd(families: tuple[str, ...], as_json: bool) -> None:
+    """Check every component from this host, one line each; exit 1 when one fails."""
+    from . import doctor
+
+    checks = doctor.run(list(families) or None)
+    if as_json:
+        click.echo(_json({"ok": not doctor.failed(checks),
+                          "checks": [c.as_dict() for c in checks]}))
+    else:
+        for c in checks:
+            click.echo(c.line())
+    if doctor.failed(checks):
+        sys.exit(1)
 
 
 # -- alias -------------------------------------------------------------------

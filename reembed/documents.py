@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bson import ObjectId
+from bson import Decimal128, ObjectId
 
 from .chunking import Chunk, chunk_text
 from .config import AnyEmbedConfig
 from .family import Family, get_path
-from .fingerprint import canonical_json, content_fingerprint
+from .fingerprint import content_fingerprint
 from .source import Doc, source_id
 
 SKIP_FP = content_fingerprint("")
 MAX_INT = 2**63 - 1
+DEFAULT_MAX_TEXT_CHARS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,21 @@ def read_document(doc: Doc, family: Family, config: AnyEmbedConfig) -> DocPlan:
         return DocPlan(sid, ref, skipped=True)
     if not isinstance(text, str):
         return DocPlan(sid, ref, error=_type_error(family.text_key, text))
+    if len(text) > max_text_chars():
+        return DocPlan(sid, ref, error=_size_error(family.text_key, len(text)))
     chunks = chunk_text(text, config.chunker, config.normalizer)
     return DocPlan(sid, ref, chunks=chunks) if chunks else DocPlan(sid, ref, skipped=True)
+
+
+def max_text_chars() -> int:
+    """Longest text embedded (``REEMBED_MAX_TEXT_CHARS``): a runaway field is an error row,
+    not thousands of chunks in one batch."""
+    return int(os.environ.get("REEMBED_MAX_TEXT_CHARS", DEFAULT_MAX_TEXT_CHARS))
+
+
+def _size_error(key: str, size: int) -> str:
+    return (f"text field {key!r} is {size:,} characters; the limit is {max_text_chars():,} "
+            "(REEMBED_MAX_TEXT_CHARS)")
 
 
 def _type_error(key: str, value: Any) -> str:
@@ -73,22 +88,31 @@ def chunk_metadata(doc: Doc, family: Family) -> dict[str, Any]:
 def plain(value: Any) -> Any:
     """A value Chroma metadata accepts: scalars as is, datetimes as epoch seconds.
 
-    Ids and very large ints become strings (Chroma turns ints past 2**63 into
+    Ids, decimals and very large ints become strings (Chroma turns ints past 2**63 into
     floats silently); other structures become canonical JSON text.
     """
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):
-        return value if -MAX_INT <= value <= MAX_INT else str(value)
+        return value if -MAX_INT - 1 <= value <= MAX_INT else str(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, datetime):
         return value.timestamp()
     if isinstance(value, ObjectId):
         return str(value)
+    if isinstance(value, Decimal128):
+        return str(value.to_decimal())
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         return value
-    try:
-        return canonical_json(value)
-    except (TypeError, ValueError):
-        return json.dumps(str(value))
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=_json_scalar)
+
+
+def _json_scalar(value: Any) -> Any:
+    """BSON types inside a structure, as JSON: ids and decimals as text, times as ISO."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal128):
+        return str(value.to_decimal())
+    return str(value)

@@ -11,6 +11,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from bson.codec_options import CodecOptions
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pymongo.collection import Collection
 
@@ -52,9 +53,15 @@ class Family(BaseModel):
         return v
 
     def source(self) -> Collection:
-        """The source collection, read-only by contract."""
+        """The source collection, read-only by contract.
+
+        Strings that are not valid UTF-8 (written by a driver that does not
+        check) decode with U+FFFD in place of the bad bytes instead of making
+        the whole page unreadable.
+        """
         s = settings()
-        return client(s)[self.db or s.db][self.collection]
+        codec: CodecOptions[Any] = CodecOptions(unicode_decode_error_handler="replace")
+        return client(s)[self.db or s.db].get_collection(self.collection, codec_options=codec)
 
     def fields(self) -> list[str]:
         """Top-level fields to project when reading documents (dotted keys by their root)."""

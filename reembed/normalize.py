@@ -13,9 +13,17 @@ import unicodedata
 from .config import NormalizerConfig
 
 _WS = re.compile(r"\s+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def scrub(text: str) -> str:
+    """Lone UTF-16 surrogates replaced by U+FFFD: no model, JSON body or Chroma
+    document can carry them, and a text that holds one is otherwise fine."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def normalize(text: str, config: NormalizerConfig) -> str:
-    """NFC, whitespace runs collapsed to one space, trimmed, optionally lowercased."""
-    out = _WS.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    """Surrogates scrubbed, NFC, whitespace runs collapsed to one space, trimmed,
+    optionally lowercased."""
+    out = _WS.sub(" ", unicodedata.normalize("NFC", scrub(text))).strip()
     return out.lower() if config.lowercase else out

@@ -13,6 +13,7 @@ from typing import Any
 
 from bson import ObjectId
 
+from .errors import ConfigError
 from .family import Family
 
 Doc = dict[str, Any]
@@ -66,6 +67,16 @@ def existing_refs(family: Family, refs: list[Any]) -> set[str]:
     if family.filter:
         query = {"$and": [family.filter, query]}
     return {source_id(d["_id"]) for d in family.source().find(query, {"_id": 1})}
+
+
+def check_exists(family: Family) -> None:
+    """Refuse a family whose source collection is missing (a typo would build an empty index)."""
+    db = family.source().database
+    if family.collection not in db.list_collection_names(filter={"name": family.collection}):
+        raise ConfigError(
+            f"source collection {family.collection!r} does not exist in database {db.name!r} "
+            f"(family {family.name!r}): fix it with `reembed family add {family.name} "
+            "--collection NAME`")
 
 
 def count(family: Family) -> int:

@@ -100,12 +100,17 @@ def ensure(family: str, label: str, config: AnyEmbedConfig, collection: str,
     with contextlib.suppress(DuplicateKeyError):
         owned(VERSIONS).insert_one(doc)
     rec = get(vid)
+    check_same_config(rec, config)
+    return rec
+
+
+def check_same_config(rec: VersionRecord, config: AnyEmbedConfig) -> None:
+    """A version is one config for life: building it with another would mix vectors."""
     if rec.config_fp != config.config_fp:
         raise ConfigError(
-            f"version {label!r} of family {family!r} already exists with config_fp "
+            f"version {rec.version!r} of family {rec.family!r} already exists with config_fp "
             f"{rec.config_fp[:12]}, not {config.config_fp[:12]}: choose another --version"
         )
-    return rec
 
 
 def begin_run(rec: VersionRecord, run_id: str, run: dict[str, Any], force: bool = False,

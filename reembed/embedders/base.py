@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..config import AnyEmbedConfig
+from ..normalize import scrub
 from ..routing import worker_device
 
 Vectors = npt.NDArray[np.float32]
@@ -36,12 +37,12 @@ class Embedder(Protocol):
 
 def embed_documents(embedder: Embedder, config: AnyEmbedConfig, texts: list[str]) -> Vectors:
     """Embed document chunks with the config's document prefix."""
-    return embedder.embed([config.document_prefix + t for t in texts])
+    return embedder.embed([scrub(config.document_prefix + t) for t in texts])
 
 
 def embed_query(embedder: Embedder, config: AnyEmbedConfig, text: str) -> Vectors:
     """Embed one query with the config's query prefix; shape ``(1, dims)``."""
-    return embedder.embed([config.query_prefix + text])
+    return embedder.embed([scrub(config.query_prefix + text)])
 
 
 def l2_normalize(vectors: Vectors) -> Vectors:

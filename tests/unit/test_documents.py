@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from bson import ObjectId
+from bson import Decimal128, ObjectId
 
 from reembed.batch import embed_resilient
 from reembed.config import NaiveConfig
@@ -47,6 +47,19 @@ def test_metadata_is_plain_scalars() -> None:
     assert plain(ObjectId("5f1d7b1e2f1d7b1e2f1d7b1e")) == "5f1d7b1e2f1d7b1e2f1d7b1e"
     assert plain({"b": 1, "a": 2}) == '{"a":2,"b":1}'
     assert plain(float("nan")) is None
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (2**63 - 1, 2**63 - 1), (-(2**63), -(2**63)),          # int64 fits Chroma's ints
+    (2**63, "9223372036854775808"), (-(2**63) - 1, "-9223372036854775809"),
+    (Decimal128("19.990"), "19.990"), (Decimal128("NaN"), "NaN"),
+    (datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 1, tzinfo=UTC).timestamp()),
+    ({"a": {"b": [1, ObjectId("5f1d7b1e2f1d7b1e2f1d7b1e")]}},
+     '{"a":{"b":[1,"5f1d7b1e2f1d7b1e2f1d7b1e"]}}'),
+    (float("inf"), None), (True, True), ([1, 2], "[1,2]"),
+])
+def test_metadata_values_chroma_cannot_hold_become_plain(value: object, expected: object) -> None:
+    assert plain(value) == expected
 
 
 class _Picky:
