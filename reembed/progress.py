@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from . import aliases, ledger, versions
+from . import aliases, ledger, throughput, versions
 from .mongo import META, owned
 
 
@@ -65,6 +65,8 @@ def version_rows(family: str) -> list[dict[str, Any]]:
             "family": family, "version": rec.version, "status": rec.status,
             "active": rec.version == active, "run": rec.run.get("state"),
             "counts": counts.as_dict(), "rate": rate(rec, run_processed(rec, counts)),
+            "rate_recent": None if rec.adopted else throughput.recent_rate(
+                rec.id, counts.planned - counts.pending),
             "collection": rec.collection, "config_fp": rec.config_fp,
             "driver": rec.embed.get("driver"), "model": rec.embed.get("model"),
             "dims": rec.embed.get("dims"), "queue": rec.queue, "reason": rec.reason,
@@ -76,6 +78,24 @@ def version_rows(family: str) -> list[dict[str, Any]]:
             "lag": lag(rec) if rec.version == active and not rec.adopted else None,
         })
     return rows
+
+
+def totals(families: dict[str, dict[str, Any]], queues: dict[str, int | None]
+           ) -> dict[str, Any]:
+    """Sums over every version row of ``status`` (``families[name]["versions"]``).
+
+    ``rate`` adds the run rates of runs in flight only (a finished run's rate is
+    history); ``rate_recent`` adds every version's recent rate.
+    """
+    rows = [r for info in families.values() for r in info["versions"]]
+    running = [r for r in rows if r["run"] in versions.RUNNING]
+    return {
+        "families": len(families), "versions": len(rows), "running": len(running),
+        "counts": {k: sum(r["counts"][k] for r in rows) for k in ("planned", *ledger.STATUSES)},
+        "rate": sum((r["rate"] or 0.0 for r in running), 0.0),
+        "rate_recent": sum((r["rate_recent"] or 0.0 for r in rows), 0.0),
+        "queued_messages": sum(n for n in queues.values() if n is not None),
+    }
 
 
 def _counts(rec: versions.VersionRecord) -> ledger.Counts:

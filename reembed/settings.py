@@ -7,7 +7,7 @@ shell environment drives their retriever, reembed's CLI and its workers.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 DEFAULT_DB = "database"
@@ -24,6 +24,7 @@ class Settings:
     chroma_host: str = "localhost"
     chroma_port: int = 8000
     chroma_ssl: bool = False
+    chroma_token: str = field(default="", repr=False)  # CHROMA_TOKEN, a secret
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -39,6 +40,7 @@ class Settings:
             chroma_host=host,
             chroma_port=port,
             chroma_ssl=ssl,
+            chroma_token=e.get("CHROMA_TOKEN") or "",
         )
 
 

@@ -33,8 +33,13 @@ def client(s: Settings | None = None) -> ClientAPI:
     with _lock:
         if key not in _clients:
             _clients[key] = chromadb.HttpClient(host=s.chroma_host, port=s.chroma_port,
-                                                ssl=s.chroma_ssl)
+                                                ssl=s.chroma_ssl, headers=auth_headers(s))
         return _clients[key]
+
+
+def auth_headers(s: Settings) -> dict[str, str]:
+    """``Authorization: Bearer <CHROMA_TOKEN>`` when a token is set (Chroma's token header)."""
+    return {"Authorization": f"Bearer {s.chroma_token}"} if s.chroma_token else {}
 
 
 def max_batch(s: Settings | None = None) -> int:

