@@ -16,6 +16,7 @@ import click
 
 from . import aliases, progress, stack
 from .errors import ReembedError, TransientError, classify
+from .redact import redact
 
 DIR_OPTION = click.option("--dir", "root", default=stack.DEFAULT_DIR, show_default=True,
                           type=click.Path(file_okay=False), help="Stack folder.")
@@ -678,13 +679,13 @@ def main() -> None:
     try:
         cli(standalone_mode=True)
     except ReembedError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(redact(f"error: {exc}"), err=True)
         sys.exit(2)
     except Exception as exc:
         err = classify(exc)
         if isinstance(err, TransientError):
-            click.echo(f"error: a service is unreachable ({err}); is the stack up and "
-                       'joined (eval "$(reembed stack env)")?', err=True)
+            click.echo(redact(f"error: a service is unreachable ({err}); is the stack up and "
+                              'joined (eval "$(reembed stack env)")?'), err=True)
             sys.exit(2)
         raise
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from .errors import ConfigError
 from .fingerprint import config_fingerprint
+from .redact import redact
 
 RUNTIME_FIELDS: frozenset[str] = frozenset({"device", "batch_size"})
 
@@ -153,8 +155,13 @@ class OllamaConfig(_EmbedBase):
 
     @model_validator(mode="after")
     def _http_url(self) -> OllamaConfig:
-        if not self.url.startswith(("http://", "https://")):
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https"):
             raise ValueError(f"url {self.url!r} must start with http:// or https://")
+        if parts.username or parts.password or "token=" in parts.query.lower():
+            shown = parts._replace(netloc=parts.hostname or "", query="").geturl()
+            raise ValueError(f"url {shown!r} carries credentials: configs are stored and shown, "
+                             "so put the secret in OLLAMA_API_KEY instead")
         return self
 
 
@@ -219,7 +226,7 @@ def canonical_driver(name: str) -> str:
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "config"
-    return f"{where}: {err['msg']} (got {err.get('input')!r})"
+    return redact(f"{where}: {err['msg']} (got {err.get('input')!r})")
 
 
 def config_from_options(

@@ -11,13 +11,13 @@ found down is skipped and says so. Every URI printed has its password redacted.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from . import queues
+from .redact import redact
 from .settings import Settings, settings
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
@@ -52,15 +52,6 @@ def failed(checks: list[Check]) -> bool:
 
 
 # -- redaction -----------------------------------------------------------------
-
-_USERINFO = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):\S+@")
-_SECRET_PARAM = re.compile(r"(?i)\b(?P<key>password|passwd|pwd|token|secret)=[^&\s]+")
-
-
-def redact(text: str) -> str:
-    """``text`` with every URI password (``user:password@``) and secret parameter as ``***``."""
-    return _SECRET_PARAM.sub(r"\g<key>=***", _USERINFO.sub(r"\g<head>:***@", text))
-
 
 def _redacted(check: Check) -> Check:
     return replace(check, detail=redact(check.detail), fix=redact(check.fix))

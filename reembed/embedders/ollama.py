@@ -58,6 +58,16 @@ class _NoBatchEndpoint(Exception):
     """The server has no ``/api/embed``: an old Ollama."""
 
 
+def auth_headers() -> dict[str, str]:
+    """``Authorization`` for an Ollama behind an authenticating proxy, from the environment.
+
+    Never from the config: configs are stored on version records and shown by
+    ``reembed status``, so a secret there would leak.
+    """
+    token = os.environ.get("OLLAMA_API_KEY")
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 class OllamaEmbedder:
     """Embeds through an Ollama server; the HTTP client is made lazily in each process."""
 
@@ -172,7 +182,7 @@ class OllamaEmbedder:
     def _http(self) -> httpx.Client:
         """This process's client: a forked worker must not share its parent's sockets."""
         if self._client is None or self._pid != os.getpid():
-            self._client = httpx.Client(base_url=self._config.url,
+            self._client = httpx.Client(base_url=self._config.url, headers=auth_headers(),
                                         timeout=self._config.timeout_s)
             self._pid = os.getpid()
         return self._client
