@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from . import ledger, sink, source, versions
+from . import ledger, sink, source, versions, watermark
 from .config import AnyEmbedConfig, config_from_options, parse_config
 from .embedders import declared_dims, get_embedder
 from .errors import DimsMismatchError, NotFoundError
@@ -102,6 +102,7 @@ def start(target: Target, flip: FlipMode, queue: str | None, run_id: str,
                                "flip_force": flip_force, "expected_rev": expected_rev}
     rec = versions.begin_run(rec, run_id, options, force=force, embed=config)
     plan = plan_build(target.family, target.label, config, run_id, batch_chunks)
+    versions.set_fields(rec.id, scan=watermark.after_scan(rec.scan, plan.watermark, full=True))
     caught = plan.dirty_sources if flip_action != "auto" else 0
     versions.update_run(rec.id, run_id, state="embedding", batches=len(plan.batches),
                         sources=plan.sources, dirty_sources=plan.dirty_sources,

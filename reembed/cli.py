@@ -76,11 +76,15 @@ def family_group() -> None:
 @click.option("--collection", required=True, help="Source collection (read only).")
 @click.option("--text-key", default="text", show_default=True)
 @click.option("--time-key", default=None)
+@click.option("--updated-key", default=None,
+              help="Field every writer stamps on insert and edit (datetime or epoch seconds); "
+                   "syncs then read only documents stamped since the last scan.")
 @click.option("--filter", "filter_json", default=None, help='e.g. \'{"content": {"$ne": null}}\'')
 @click.option("--meta", multiple=True, help="Field to carry into Chroma metadata (repeatable).")
 @click.option("--db", default=None, help="Database of the source (default REEMBED_DB).")
 def family_add(name: str, collection: str, text_key: str, time_key: str | None,
-               filter_json: str | None, meta: tuple[str, ...], db: str | None) -> None:
+               updated_key: str | None, filter_json: str | None, meta: tuple[str, ...],
+               db: str | None) -> None:
     """Register family NAME."""
     from pydantic import ValidationError
 
@@ -93,12 +97,12 @@ def family_add(name: str, collection: str, text_key: str, time_key: str | None,
                                  "query document", param_hint="--filter") from None
     try:
         fam = Family(name=name, collection=collection, text_key=text_key, time_key=time_key,
-                     filter=query, meta=meta, db=db)
+                     updated_key=updated_key, filter=query, meta=meta, db=db)
     except ValidationError as exc:
         raise click.UsageError(exc.errors()[0]["msg"]) from None
     add_family(fam)
     click.echo(f"family {name!r}: {fam.db or 'default db'}.{collection} text={text_key} "
-               f"time={time_key} filter={query} meta={list(meta)}")
+               f"time={time_key} updated={updated_key} filter={query} meta={list(meta)}")
 
 
 @family_group.command("list")
@@ -524,15 +528,17 @@ def _emit(value: Any, as_json: bool, lines: list[str]) -> None:
 @click.argument("family")
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="Wait until the sync runs have embedded what they found.")
+@click.option("--full", is_flag=True,
+              help="Read every document, not only those stamped since the last scan.")
 @JOB_TIMEOUT
 @JSON
-def sync_cmd(family: str, wait: bool, timeout: float, as_json: bool) -> None:
+def sync_cmd(family: str, wait: bool, full: bool, timeout: float, as_json: bool) -> None:
     """Propagate new, changed and deleted documents to the active and building versions."""
     from . import watch
     from .family import get_family
 
     get_family(family)
-    reports = _job("sync_families", timeout, family=family)
+    reports = _job("sync_families", timeout, family=family, full=full)
     if wait:
         for r in reports:
             if r["action"] in ("run", "joined") and r["plan"].get("batches"):

@@ -31,6 +31,7 @@ class Family(BaseModel):
     collection: str
     text_key: str = "text"
     time_key: str | None = None
+    updated_key: str | None = None
     filter: dict[str, Any] = Field(default_factory=dict)
     meta: tuple[str, ...] = ()
     db: str | None = None
@@ -65,7 +66,8 @@ class Family(BaseModel):
 
     def fields(self) -> list[str]:
         """Top-level fields to project when reading documents (dotted keys by their root)."""
-        keys = [self.text_key, *([self.time_key] if self.time_key else []), *self.meta]
+        keys = [self.text_key, *([self.time_key] if self.time_key else []),
+                *([self.updated_key] if self.updated_key else []), *self.meta]
         return sorted({k.split(".", 1)[0] for k in keys})
 
 

@@ -31,6 +31,8 @@ class Plan:
     busy_sources: int = 0
     queued_chunks: int = 0
     batches: list[str] = field(default_factory=list)
+    watermark: Any = None  # the newest updated_key value when the scan started
+    since: Any = None  # the scan read only documents updated since this (None: all)
 
     @property
     def changed_sources(self) -> int:
@@ -93,22 +95,24 @@ def is_busy(rows: list[dict[str, Any]], run_id: str, now: float) -> bool:
 
 
 def plan_build(family: Family, label: str, config: AnyEmbedConfig, run_id: str,
-               batch_chunks: int = 256, page_size: int = 1000, round_tag: str = "") -> Plan:
+               batch_chunks: int = 256, page_size: int = 1000, round_tag: str = "",
+               since: Any = None) -> Plan:
     """Queue every chunk version ``label`` lacks and every source it must forget.
 
-    New and changed documents come from one pass over the source; documents
+    New and changed documents come from one pass over the source (only those
+    updated since ``since`` when the family has an ``updated_key``); documents
     deleted from the source (or no longer matching the filter) from one pass
     over the version's ledger, skipped for a version that had no rows yet.
     """
-    plan = Plan()
+    plan = Plan(watermark=source.newest(family), since=since if family.updated_key else None)
     batcher = _Batcher(f"{run_id}:{round_tag}" if round_tag else run_id, batch_chunks, plan)
-    had_rows = ledger.collection().find_one({"family": family.name, "version": label},
+    had_rows = ledger.collection().find_one(ledger.version_key(family.name, label),
                                             {"_id": 1}) is not None
-    before = source.count(family)
-    for page in source.iter_pages(family, page_size):
+    before = source.count(family, plan.since)
+    for page in source.iter_pages(family, page_size, plan.since):
         plan.sources += len(page)
         _plan_page(family, label, config, run_id, page, batcher, plan)
-    _check_complete(family, plan.sources, before)
+    _check_complete(family, plan.sources, before, plan.since)
     if had_rows:
         _plan_deletions(family, label, batcher, plan, page_size)
     return plan
@@ -152,9 +156,9 @@ def _plan_deletions(family: Family, label: str, batcher: _Batcher, plan: Plan,
         plan.deleted_sources += len(gone)
 
 
-def _check_complete(family: Family, seen: int, before: int) -> None:
+def _check_complete(family: Family, seen: int, before: int, since: Any = None) -> None:
     """Keyset paging must have seen every document that existed throughout planning."""
-    floor = min(before, source.count(family))
+    floor = min(before, source.count(family, since))
     if seen < floor:
         raise PlanError(
             f"paging family {family.name!r} by _id saw {seen} of {floor} documents: the server "

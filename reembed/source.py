@@ -14,7 +14,7 @@ from typing import Any
 from bson import ObjectId
 
 from .errors import ConfigError
-from .family import Family
+from .family import Family, get_path
 
 Doc = dict[str, Any]
 
@@ -28,15 +28,24 @@ def source_id(raw: Any) -> str:
     return str(raw)
 
 
-def iter_pages(family: Family, page_size: int = 1000) -> Iterator[list[Doc]]:
-    """Documents matching the family filter, ``page_size`` at a time, in ``_id`` order."""
+def scope(family: Family, since: Any = None) -> Doc:
+    """The family's filter, narrowed to documents updated at or after ``since`` if given."""
+    if since is None or not family.updated_key:
+        return dict(family.filter)
+    recent = {family.updated_key: {"$gte": since}}
+    return {"$and": [family.filter, recent]} if family.filter else recent
+
+
+def iter_pages(family: Family, page_size: int = 1000, since: Any = None
+               ) -> Iterator[list[Doc]]:
+    """Documents in :func:`scope`, ``page_size`` at a time, in ``_id`` order."""
     projection = dict.fromkeys(family.fields(), 1)
+    base = scope(family, since)
     last: Any = None
     while True:
-        query = dict(family.filter)
+        query = dict(base)
         if last is not None:
-            query = {"$and": [family.filter, {"_id": {"$gt": last}}]} if family.filter \
-                else {"_id": {"$gt": last}}
+            query = {"$and": [base, {"_id": {"$gt": last}}]} if base else {"_id": {"$gt": last}}
         page = list(family.source().find(query, projection).sort("_id", 1).limit(page_size))
         if not page:
             return
@@ -79,6 +88,21 @@ def check_exists(family: Family) -> None:
             "--collection NAME`")
 
 
-def count(family: Family) -> int:
-    """How many documents the family has now."""
-    return family.source().count_documents(family.filter)
+def count(family: Family, since: Any = None) -> int:
+    """How many documents the family has now (updated since ``since``, if given)."""
+    return family.source().count_documents(scope(family, since))
+
+
+def newest(family: Family) -> Any:
+    """The largest ``updated_key`` value in the family now (None without the key or documents).
+
+    Read before a scan starts: anything written later carries a larger value,
+    so the next sync can start from here.
+    """
+    if not family.updated_key:
+        return None
+    key = family.updated_key
+    query = {"$and": [family.filter, {key: {"$exists": True}}]} if family.filter \
+        else {key: {"$exists": True}}
+    top = list(family.source().find(query, {key: 1}).sort(key, -1).limit(1))
+    return get_path(top[0], key) if top else None

@@ -108,9 +108,9 @@ HYGIENE = {"acks_late": True, "autoretry_for": (TransientError,), "retry_backoff
 
 
 @app.task(name="reembed.sync_families", **HYGIENE)
-def sync_families(family: str | None = None) -> list[dict[str, Any]]:
+def sync_families(family: str | None = None, full: bool = False) -> list[dict[str, Any]]:
     """Propagate new, changed and deleted source documents to active and building versions."""
-    reports = sync.sync_family(family) if family else sync.sync_all()
+    reports = sync.sync_family(family, full) if family else sync.sync_all(full)
     return [r.as_dict() for r in reports]
 
 

@@ -52,6 +52,7 @@ class VersionRecord(BaseModel):
     adopted: bool = False
     verify: dict[str, Any] = Field(default_factory=dict)
     last_sync: dict[str, Any] = Field(default_factory=dict)
+    scan: dict[str, Any] = Field(default_factory=dict)  # see reembed.watermark
 
     def config(self) -> AnyEmbedConfig:
         """The version's embed config as a model."""

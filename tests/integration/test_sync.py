@@ -289,3 +289,36 @@ def test_verify_flags_vectors_that_do_not_match_the_config(local_stack: Any) -> 
     assert bad.returncode == 1 and "not unit length" in bad.stdout
     assert "VERIFY FAILED" in cli("status", fam.name).stdout
     assert versions.get(f"{fam.name}:n1").verify["passed"] is False
+
+
+def test_with_an_updated_key_a_sync_reads_only_what_was_stamped_since_the_last_scan(
+        local_stack: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from reembed.sync import sync_family
+
+    old = datetime(2024, 1, 1, tzinfo=UTC)
+    docs = [{**d, "updated_at": old + timedelta(hours=i)} for i, d in enumerate(_docs(200))]
+    fam = new_family(docs, updated_key="updated_at")
+    build(fam.name, NAIVE, version="w1", flip="auto")
+    assert versions.get(f"{fam.name}:w1").scan["watermark"]["kind"] == "datetime"
+
+    now = datetime.now(UTC)
+    src = fam.source()
+    src.insert_many([{**d, "updated_at": now} for d in _docs(3, start=900)])
+    for d in docs[:2]:
+        src.update_one({"_id": d["_id"]}, {"$set": {"text": "stamped edit", "updated_at": now}})
+    src.update_one({"_id": docs[2]["_id"]}, {"$set": {"text": "edit nobody stamped"}})
+    src.delete_many({"_id": {"$in": [docs[3]["_id"], docs[4]["_id"]]}})
+
+    (report,) = sync_family(fam.name)
+    # 3 new + 2 stamped edits + the newest old one (inside the 300 s overlap): not 200
+    assert report.plan["sources"] == 6
+    assert (report.plan["new"], report.plan["changed"], report.plan["deleted"]) == (3, 2, 2)
+    wait_until(lambda: _pending(fam.name, "w1") == 0, "the incremental sync")
+    assert versions.get(f"{fam.name}:w1").last_sync["incremental"] is True
+
+    (report,) = sync_family(fam.name, full=True)  # the safety net finds the unstamped edit
+    assert report.plan["sources"] == 201 and report.plan["changed"] == 1
+    wait_until(lambda: _pending(fam.name, "w1") == 0, "the full sync")
+    assert collection_state(fam.name, "w1") == expected_state(fam, NAIVE)
