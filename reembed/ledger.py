@@ -39,6 +39,16 @@ def collection() -> Collection:
     return owned(LEDGER)
 
 
+def version_key(family: str, version: str, **fields: Any) -> dict[str, Any]:
+    """The filter for one version's rows (and ``fields``), every value spelled ``{"$eq": v}``.
+
+    MongoDB reads it exactly as bare values. The local wire server turns only
+    this form into SQL its ledger indexes serve: a bare value also matches
+    arrays there, which makes every query scan the whole ledger.
+    """
+    return {k: {"$eq": v} for k, v in {"family": family, "version": version, **fields}.items()}
+
+
 @dataclass
 class Counts:
     """Ledger rows of one version by status."""
@@ -73,7 +83,9 @@ def rows_for_sources(family: str, version: str, source_ids: Iterable[str]) -> di
     out: dict[str, list[Row]] = defaultdict(list)
     if not ids:
         return out
-    query = {"family": family, "version": version, "source_id": {"$in": ids}}
+    # The bounds change nothing on MongoDB; they let the wire server walk the index.
+    query = {**version_key(family, version),
+             "source_id": {"$in": ids, "$gte": min(ids), "$lte": max(ids)}}
     for row in collection().find(query):
         out[row["source_id"]].append(row)
     for rows in out.values():
@@ -83,7 +95,7 @@ def rows_for_sources(family: str, version: str, source_ids: Iterable[str]) -> di
 
 def batch_rows(family: str, version: str, batch: str) -> list[Row]:
     """Rows the planner assigned to ``batch``."""
-    return list(collection().find({"family": family, "version": version, "batch": batch}))
+    return list(collection().find(version_key(family, version, batch=batch)))
 
 
 def now() -> datetime:
@@ -120,7 +132,7 @@ def queue_ops(family: str, version: str, config_fp: str, batch: str, source_ref:
 def claim(family: str, version: str, batch: str, worker: str, lease_s: float) -> int:
     """Mark a batch's pending rows ``processing`` under a lease; returns how many."""
     result = collection().update_many(
-        {"family": family, "version": version, "batch": batch, "status": {"$in": list(PENDING)}},
+        {**version_key(family, version, batch=batch), "status": {"$in": list(PENDING)}},
         {"$set": {"status": PROCESSING, "worker": worker, "updated_at": now(),
                   "lease_until": epoch() + lease_s}},
     )
@@ -216,7 +228,7 @@ def source_heads(family: str, version: str, page_size: int = 1000) -> Iterator[l
     """
     last: str | None = None
     while True:
-        query: dict[str, Any] = {"family": family, "version": version, "chunk_id": 0}
+        query: dict[str, Any] = version_key(family, version, chunk_id=0)
         if last is not None:
             query["source_id"] = {"$gt": last}
         page = list(collection().find(query, {"source_id": 1, "source_ref": 1})
@@ -229,8 +241,11 @@ def source_heads(family: str, version: str, page_size: int = 1000) -> Iterator[l
 
 def assign_sources(family: str, version: str, source_ids: list[str], batch: str) -> int:
     """Queue every row of these sources under ``batch`` (the batch decides their fate)."""
+    if not source_ids:
+        return 0
     return collection().update_many(
-        {"family": family, "version": version, "source_id": {"$in": source_ids}},
+        {**version_key(family, version),
+         "source_id": {"$in": source_ids, "$gte": min(source_ids), "$lte": max(source_ids)}},
         {"$set": {"status": QUEUED, "batch": batch, "lease_until": None, "updated_at": now()}},
     ).modified_count
 
@@ -238,7 +253,7 @@ def assign_sources(family: str, version: str, source_ids: list[str], batch: str)
 def indexed_sources(family: str, version: str) -> int:
     """Sources whose rows are all settled (one chunk-0 row per source)."""
     return collection().count_documents(
-        {"family": family, "version": version, "chunk_id": 0, "status": {"$in": list(TERMINAL)}})
+        {**version_key(family, version, chunk_id=0), "status": {"$in": list(TERMINAL)}})
 
 
 def drop_version(family: str, version: str) -> int:
