@@ -1,0 +1,209 @@
+"""Shared benchmark plumbing: a throwaway stack per run, timed builds, medians and ratios.
+
+The machine these run on is small and shared, so no benchmark asserts an
+absolute time: each measures its two sides in one process, alternating them,
+and reports the median of the per-round ratios against its target.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reembed import stack
+
+DEFAULT_BATCH_CHUNKS = 256  # reembed_family's default chunks per batch task
+
+
+@contextmanager
+def bench_stack(root: str | None, workers: Sequence[str] = ("control", "cpu"),
+                extra_env: dict[str, str] | None = None) -> Iterator[stack.Stack]:
+    """A stack in ``root`` (default: a fresh temp folder), its workers, torn down after.
+
+    A folder this function made is deleted afterwards, so every run starts empty.
+    """
+    made = root is None
+    path = Path(root or tempfile.mkdtemp(prefix="reembed-bench-"))
+    try:
+        st = stack.up(path)
+        os.environ.update(st.env())
+        if workers:
+            stack.start_workers(st, list(workers), extra_env)
+        yield st
+    finally:
+        _stop_listening()
+        stack.down(path)
+        if made:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _stop_listening() -> None:
+    """Unsubscribe from every task result this process still follows, while Redis is up.
+
+    Results of a build (and of the chord it started) stay subscribed until the
+    objects are collected, which is at exit, after the stack is gone.
+    """
+    app_module = sys.modules.get("workers.app")
+    if app_module is None:
+        return
+    backend = app_module.app.backend
+    for pending in getattr(backend, "_pending_results", ()):
+        for task_id in list(pending):
+            backend.result_consumer.cancel_for(task_id)
+
+
+def cpu_worker_env(env: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
+    """Pool processes, and the thread variables each gets, as ``workers/cpu.py`` sets them."""
+    env = dict(os.environ if env is None else env)
+    cores = os.cpu_count() or 2
+    procs = int(env.get("REEMBED_CPU_CONCURRENCY", "0")) or max(1, cores // 2)
+    share = str(max(1, cores // procs))
+    return procs, {"REEMBED_TORCH_THREADS": env.get("REEMBED_TORCH_THREADS") or share,
+                   "RAYON_NUM_THREADS": env.get("RAYON_NUM_THREADS") or share}
+
+
+@dataclass(frozen=True)
+class Built:
+    """One finished build: its version id, status, chunks, seconds taken (and in its checks)."""
+
+    version_id: str
+    status: str
+    done: int
+    seconds: float
+    checks_s: float
+
+
+def build(family: str, label: str, embed: dict[str, Any], flip: str = "manual",
+          batch_chunks: int = DEFAULT_BATCH_CHUNKS, poll: float = 0.2) -> Built:
+    """Enqueue one build and time it from enqueue until its run is finalized.
+
+    Waiting reads only the version record (one small lookup per ``poll``), so the
+    waiter adds no ledger scans to the load being measured.
+    """
+    from reembed import ledger, versions
+    from reembed.build import resolve
+    from reembed.tasks import reembed_family
+
+    target = resolve(family, label, embed)
+    task_id = uuid.uuid4().hex
+    t0 = time.perf_counter()
+    res = reembed_family.apply_async(
+        kwargs={"family": family, "version": label, "flip": flip,
+                "embed": target.config.model_dump(mode="json"), "batch_chunks": batch_chunks},
+        task_id=task_id)
+    rec = wait_run(target.version_id, task_id[:12], res, poll)
+    took = time.perf_counter() - t0
+    done = ledger.counts(rec.family, rec.version)[ledger.DONE]
+    if rec.status == versions.FAILED:
+        raise RuntimeError(f"build {target.version_id} failed: {rec.reason}")
+    return Built(target.version_id, rec.status, done, took, float(rec.run.get("checks_s") or 0))
+
+
+def wait_run(vid: str, run_id: str, result: Any = None, poll: float = 0.2,
+             timeout: float = 7200.0) -> Any:
+    """The version record once run ``run_id`` of ``vid`` is done or failed."""
+    from reembed import versions
+    from reembed.errors import NotFoundError
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result is not None and result.failed():
+            raise RuntimeError(f"{type(result.result).__name__}: {result.result}")
+        try:
+            rec = versions.get(vid)
+        except NotFoundError:
+            rec = None
+        if rec is not None and rec.run_id == run_id and rec.run.get("state") in ("done", "failed"):
+            return rec
+        time.sleep(poll)
+    raise TimeoutError(f"run {run_id} of {vid} did not finish within {timeout:.0f}s")
+
+
+def median(values: Sequence[float]) -> float:
+    """The median, for a handful of repeated rounds."""
+    return float(statistics.median(values))
+
+
+def verdict(name: str, ratio: float, target: float, higher_is_better: bool = True,
+            unit: str = "") -> str:
+    """One closing line: the measured ratio, the target and whether it was met."""
+    met = ratio >= target if higher_is_better else ratio <= target
+    sign = ">=" if higher_is_better else "<="
+    return (f"RESULT {name}: ratio {ratio:.3f}{unit} (target {sign} {target}{unit}) "
+            f"-> {'MET' if met else 'MISSED'}")
+
+
+def say(*parts: object) -> None:
+    """Print progress immediately (runs are long and usually logged to a file)."""
+    print(*parts, flush=True)
+
+
+_PAGED = {"source pages": ("source", "iter_pages"), "ledger heads": ("ledger", "source_heads")}
+_CALLS = {"ledger reads": ("ledger", "rows_for_sources"), "ledger writes": ("ledger", "apply"),
+          "source lookups": ("source", "existing_refs"),
+          "ledger reassign": ("ledger", "assign_sources")}
+
+
+@contextmanager
+def planner_phases() -> Iterator[dict[str, float]]:
+    """Seconds the planner spends in each kind of server round trip, while inside.
+
+    Wraps the ``source`` and ``ledger`` functions the planner calls (it looks
+    them up on the modules at call time), and restores them on exit.
+    """
+    from reembed import ledger, source
+
+    modules = {"source": source, "ledger": ledger}
+    totals = dict.fromkeys([*_PAGED, *_CALLS], 0.0)
+    saved = {(m, f): getattr(modules[m], f) for m, f in [*_PAGED.values(), *_CALLS.values()]}
+    for key, (m, f) in _PAGED.items():
+        setattr(modules[m], f, _timed_pages(totals, key, saved[m, f]))
+    for key, (m, f) in _CALLS.items():
+        setattr(modules[m], f, _timed(totals, key, saved[m, f]))
+    try:
+        yield totals
+    finally:
+        for (m, f), fn in saved.items():
+            setattr(modules[m], f, fn)
+
+
+def _timed(totals: dict[str, float], key: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            totals[key] += time.perf_counter() - t0
+    return wrapper
+
+
+def _timed_pages(totals: dict[str, float], key: str, fn: Callable[..., Iterator[Any]]
+                 ) -> Callable[..., Iterator[Any]]:
+    def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        pages = fn(*args, **kwargs)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                page = next(pages)
+            except StopIteration:
+                return
+            finally:
+                totals[key] += time.perf_counter() - t0
+            yield page
+    return wrapper
+
+
+def phases_line(totals: dict[str, float], total: float) -> str:
+    """``name Xs, ...`` for the phases that took any time, and the rest."""
+    parts = [f"{k} {v:.1f}s" for k, v in totals.items() if v >= 0.05]
+    return ", ".join([*parts, f"classifying and the rest {total - sum(totals.values()):.1f}s"])

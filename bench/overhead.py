@@ -1,0 +1,111 @@
+"""Pipeline overhead: a ``naive`` build end to end vs raw Chroma upserts of its records.
+
+    .venv/bin/python -m bench.overhead --docs 10000 --rounds 3
+
+The naive embedder costs next to nothing, so a naive build is mostly
+pipeline: planning, Celery, the ledger, Chroma writes and finalize. The other
+side writes the very records that build produced (same ids, vectors,
+documents and metadata, in the same order) straight to a fresh collection on
+the same Chroma server, ``batch_chunks`` records per upsert as the batch tasks
+write them, from one process as the cpu worker has one pool process here.
+Rounds alternate which side runs first; the ratio is raw upsert time / build
+time, and the target is at least 0.80.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from bench.build_rate import corpus, new_family
+from bench.common import DEFAULT_BATCH_CHUNKS, bench_stack, build, median, say, verdict
+
+NAIVE = {"driver": "naive"}
+TARGET = 0.80
+
+
+def read_records(collection: str, page: int = 5000) -> dict[str, list[Any]]:
+    """Every record of a built collection, in the order its batches wrote them."""
+    from reembed import sink
+
+    col = sink.open_collection(collection)
+    rows: list[tuple[Any, ...]] = []
+    for offset in range(0, col.count(), page):
+        got = col.get(limit=page, offset=offset,
+                      include=["embeddings", "documents", "metadatas"])  # type: ignore[list-item]
+        rows += zip(got["ids"], got["embeddings"], got["documents"], got["metadatas"],
+                    strict=True)
+    rows.sort(key=lambda r: (r[3]["source_id"], r[3]["chunk_id"]))
+    ids, vecs, docs, metas = (list(col_) for col_ in zip(*rows, strict=True))
+    return {"ids": ids, "embeddings": vecs, "documents": docs, "metadatas": metas}
+
+
+def raw_upserts(name: str, records: dict[str, list[Any]], space: str, batch: int) -> float:
+    """Seconds to create a collection and upsert ``records`` into it, ``batch`` at a time."""
+    from reembed import sink
+
+    client = sink.client()
+    n = len(records["ids"])
+    t0 = time.perf_counter()
+    col = client.create_collection(name, embedding_function=None,
+                                   configuration={"hnsw": {"space": space}})
+    for i in range(0, n, batch):
+        col.upsert(ids=records["ids"][i:i + batch],
+                   embeddings=records["embeddings"][i:i + batch],
+                   documents=records["documents"][i:i + batch],
+                   metadatas=records["metadatas"][i:i + batch])
+    took = time.perf_counter() - t0
+    assert col.count() == n, (col.count(), n)
+    return took
+
+
+def run(docs: int, rounds: int, root: str | None, batch_chunks: int) -> float:
+    """Measure ``rounds`` alternated pairs; returns the median raw/build ratio."""
+    from reembed import versions
+
+    say(f"{docs} docs, naive driver, {rounds} rounds, {batch_chunks} chunks per batch/upsert")
+    with bench_stack(root):
+        warm = new_family("ovwarm", corpus(2 * batch_chunks))
+        build(warm.name, "warm", NAIVE, batch_chunks=batch_chunks)
+        fam = new_family("ov", corpus(docs))
+        first = build(fam.name, "r0", NAIVE, batch_chunks=batch_chunks)
+        rec = versions.get(first.version_id)
+        records = read_records(rec.collection)
+        space = rec.config().space
+        say(f"{len(records['ids'])} records read back from {rec.collection} "
+            f"(first build {first.seconds:.2f}s, not counted)")
+        ratios = []
+        for r in range(rounds):
+            order = ("build", "raw") if r % 2 == 0 else ("raw", "build")
+            took: dict[str, float] = {}
+            for side in order:
+                if side == "build":
+                    b = build(fam.name, f"r{r + 1}", NAIVE, batch_chunks=batch_chunks)
+                    assert b.done == len(records["ids"]), (b.done, len(records["ids"]))
+                    took["build"] = b.seconds
+                else:
+                    took["raw"] = raw_upserts(f"rawupsert_{fam.name}_{r}", records, space,
+                                              batch_chunks)
+            ratio = took["raw"] / took["build"]
+            ratios.append(ratio)
+            n = len(records["ids"])
+            say(f"round {r + 1}: build {took['build']:.2f}s ({n / took['build']:.0f} chunks/s), "
+                f"raw upserts {took['raw']:.2f}s ({n / took['raw']:.0f} records/s), "
+                f"ratio {ratio:.3f}")
+    return median(ratios)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--docs", type=int, default=10_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--batch-chunks", type=int, default=DEFAULT_BATCH_CHUNKS)
+    ap.add_argument("--dir", default=None, help="stack folder (default: a fresh temp folder)")
+    args = ap.parse_args()
+    ratio = run(args.docs, args.rounds, args.dir, args.batch_chunks)
+    say(verdict("overhead (raw Chroma upsert time / naive build time, median)", ratio, TARGET))
+
+
+if __name__ == "__main__":
+    main()
