@@ -585,6 +585,18 @@ def reap_cmd(timeout: float, as_json: bool) -> None:
                          + (f" ({r['note']})" if r["note"] else "") for r in out])
 
 
+@cli.command("resume")
+@click.argument("family")
+@click.argument("version")
+@JOB_TIMEOUT
+@JSON
+def resume_cmd(family: str, version: str, timeout: float, as_json: bool) -> None:
+    """Re-send VERSION's lost batches from the ledger (after the broker lost messages)."""
+    r = _job("resume_version", timeout, family=family, version=version)
+    _emit(r, as_json, [f"{family}:{version}: requeued {r['requeued']} rows in {r['batches']} "
+                       "batches" + (f" ({r['note']})" if r["note"] else "")])
+
+
 @cli.command("reconcile")
 @click.option("--grace", type=float, default=0, show_default=True,
               help="Only runs quiet for this many seconds.")

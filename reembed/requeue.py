@@ -116,6 +116,43 @@ def reap_leases() -> list[RequeueReport]:
     return reports
 
 
+def resume(family: str, label: str) -> RequeueReport:
+    """``reembed resume``: finish a version's run from the ledger after its messages were lost.
+
+    The broker may lose queued messages (Redis restarted without persistence,
+    a queue purged). The ledger still knows every chunk: queued rows and rows
+    whose lease expired are re-batched into the owning run and sent again with
+    a fresh callback; a run with nothing left to embed is finalized; a run lost
+    while planning is planned again. Rows a live worker holds are left to it.
+    """
+    rec = versions.get(version_id(family, label))
+    report = RequeueReport(family, label)
+    if rec.run.get("state") == "planning":
+        report.note = "the run was lost while planning: planned again"
+        _replan(rec)
+        return report
+    rows = [*ledger.find_ids({**ledger.version_key(family, label), "status": ledger.QUEUED}, 0),
+            *ledger.find_ids({**ledger.version_key(family, label), "status": ledger.PROCESSING,
+                              "lease_until": {"$lt": time.time()}}, 0)]
+    if rows:
+        _put_back(report, rows, (ledger.QUEUED, ledger.PROCESSING), tag="m")
+    elif rec.running and rec.run_id:
+        dispatch.finalize_signature(rec.id, rec.run_id).apply_async()
+        report.run_id, report.note = rec.run_id, "nothing left to embed: finalizing"
+    else:
+        report.note = f"nothing to resume: the run is {rec.run.get('state')}"
+    return report
+
+
+def _replan(rec: versions.VersionRecord) -> None:
+    from workers.app import app
+
+    app.send_task("reembed.reembed_family", kwargs={
+        "family": rec.family, "version": rec.version, "embed": rec.embed, "force": True,
+        "flip": rec.run.get("flip", "manual"), "queue": rec.queue,
+        "batch_chunks": int(rec.run.get("batch_chunks", 256))})
+
+
 def _by_version(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
     out: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:

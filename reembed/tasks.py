@@ -132,6 +132,12 @@ def reap_leases() -> list[dict[str, Any]]:
     return [r.as_dict() for r in requeue.reap_leases()]
 
 
+@app.task(name="reembed.resume_version", **HYGIENE)
+def resume_version(family: str, version: str) -> dict[str, Any]:
+    """Re-send a version's lost batches from the ledger (``reembed resume``)."""
+    return requeue.resume(family, version).as_dict()
+
+
 @app.task(name="reembed.reconcile_builds", **HYGIENE)
 def reconcile_builds(grace_s: float | None = None) -> list[dict[str, Any]]:
     """Finalize settled runs whose chord callback never arrived."""

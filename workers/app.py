@@ -21,6 +21,7 @@ TASK_ROUTES = {
     "reembed.beat_tick": {"queue": queues.CONTROL},
     **{f"reembed.{job}": {"queue": queues.CONTROL} for job in (
         "sync_families", "requeue_errors", "retry_rows", "reap_leases", "reconcile_builds",
+        "resume_version",
         "verify_dims", "gc_versions")},
     "reembed.embed_batch": {"queue": queues.EMBED_CPU},
 }
