@@ -1,4 +1,5 @@
-"""Messages are JSON only: a pickled message on a queue is refused, never run."""
+"""Messages are JSON only (a pickled message is refused, never run), and no document
+text or id can reach into a Chroma id or a Mongo query as anything but data."""
 
 from __future__ import annotations
 
@@ -40,3 +41,31 @@ def test_a_pickled_message_is_refused_not_executed(local_stack: Any, tmp_path: P
     from reembed.progress import queue_depths
 
     assert set(queue_depths().values()) == {0}  # dropped, not left to be redelivered
+
+
+TRICKY = [
+    {"_id": "a", "text": "plain"},
+    {"_id": "a:0", "text": "an id that looks like a chunk id"},
+    {"_id": "a:0:deadbeef", "text": "an id that looks like a whole record id"},
+    {"_id": "$where", "text": '{"$where": "sleep(100000)"}'},
+    {"_id": "x'; DROP TABLE embeddings; --", "text": "{'$ne': null} ' OR 1=1 --"},
+    {"_id": "../../etc/passwd", "text": "$set: {status: done}"},
+]
+
+
+def test_text_and_ids_cannot_inject_into_chroma_ids_or_mongo_queries(local_stack: Any) -> None:
+    from reembed import ledger, sink, versions
+    from reembed.naming import chroma_id
+
+    from .conftest import build, new_family
+
+    fam = new_family([dict(d) for d in TRICKY])
+    before = sorted(str(d) for d in fam.source().find())
+    snap = build(fam.name, {"driver": "naive", "dims": 16}, version="v1")
+    assert snap.counts["done"] == len(TRICKY) and snap.version.status == "ready"
+    rows = list(ledger.collection().find({"family": fam.name, "version": "v1"}))
+    expected = {chroma_id(r["source_id"], r["chunk_id"], r["content_fp"]) for r in rows}
+    got = sink.open_collection(versions.get(f"{fam.name}:v1").collection).get()
+    assert sorted(got["ids"]) == sorted(expected) and len(set(got["ids"])) == len(TRICKY)
+    assert {r["source_id"] for r in rows} == {d["_id"] for d in TRICKY}
+    assert sorted(str(d) for d in fam.source().find()) == before
