@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint
+.PHONY: install demo test lint chaos
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,6 +20,10 @@ demo: $(STAMP)
 # The test suite; it starts Redis, MongoDB (wire server), Chroma and workers itself.
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The fault suite: kills workers and restarts services mid-build (not part of `test`).
+chaos: $(STAMP)
+	$(PY) -m pytest tests/faults -p no:cacheprovider -v
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check reembed workers tests bench beat_schedule.py
