@@ -27,6 +27,7 @@ DEFAULT_BASE_S = 30.0
 DEFAULT_MAX_ATTEMPTS = 5
 MAX_BACKOFF_S = 3600.0
 SCAN_LIMIT = 10_000
+PLANNING_QUIET_S = 600.0  # a run planning this long without a sign of life was lost
 
 
 def base_s() -> float:
@@ -128,6 +129,10 @@ def resume(family: str, label: str) -> RequeueReport:
     rec = versions.get(version_id(family, label))
     report = RequeueReport(family, label)
     if rec.run.get("state") == "planning":
+        quiet = time.time() - float(rec.run.get("touched") or 0)
+        if quiet < PLANNING_QUIET_S:  # a planner may still be reading the source
+            report.note = f"the run is planning (last seen {quiet:.0f}s ago); try again later"
+            return report
         report.note = "the run was lost while planning: planned again"
         _replan(rec)
         return report
