@@ -144,7 +144,10 @@ def begin_run(rec: VersionRecord, run_id: str, run: dict[str, Any], force: bool 
         return_document=ReturnDocument.AFTER,
     )
     if doc is None:
-        raise StateError(f"another run took version {rec.id!r} first")
+        taken = get(rec.id)
+        raise StateError(
+            f"version {rec.version!r} of {rec.family!r} was already taken a moment ago by run "
+            f"{taken.run_id} ({taken.run.get('state')}); wait for it or pass --force")
     return VersionRecord.model_validate(doc)
 
 
