@@ -193,6 +193,7 @@ def test_batch_pipeline_turns_a_missing_model_into_row_errors(server: FakeOllama
     vectors, errors = embed_resilient(embedder, embedder._config, TEXTS[:2])
     assert vectors == [None, None]
     assert all(e and "'gone'" in e and "not found" in e for e in errors)
+    assert len(server.requests(EMBED)) == 1  # the model's fault: no bisecting, no more calls
 
 
 def test_batch_pipeline_leaves_outages_to_celery(server: FakeOllama) -> None:
