@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..config import AnyEmbedConfig
+from ..errors import DimsMismatchError
 from ..normalize import scrub
 from ..routing import worker_device
 
@@ -43,6 +44,15 @@ def embed_documents(embedder: Embedder, config: AnyEmbedConfig, texts: list[str]
 def embed_query(embedder: Embedder, config: AnyEmbedConfig, text: str) -> Vectors:
     """Embed one query with the config's query prefix; shape ``(1, dims)``."""
     return embedder.embed([scrub(config.query_prefix + text)])
+
+
+def check_dims(config: AnyEmbedConfig, out: Vectors) -> Vectors:
+    """``out`` when its width is the declared dims (if any); else :class:`DimsMismatchError`."""
+    if config.dims is not None and out.shape[1] != config.dims:
+        raise DimsMismatchError(
+            f"model {config.model!r} returned {out.shape[1]}-dim vectors, "
+            f"but the config says dims={config.dims}")
+    return out
 
 
 def l2_normalize(vectors: Vectors) -> Vectors:

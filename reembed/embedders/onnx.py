@@ -30,8 +30,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..config import OnnxConfig
-from ..errors import ConfigError, DimsMismatchError, MissingExtraError
-from .base import Vectors, l2_normalize
+from ..errors import ConfigError, MissingExtraError
+from .base import Vectors, check_dims, l2_normalize
 from .sentence_transformers import resolve_model_path
 
 # Bump when the exported graph or the cache layout changes: old entries are then ignored.
@@ -420,12 +420,7 @@ class OnnxEmbedder:
     def embed(self, texts: list[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self.dims), dtype=np.float32)
-        out = self._load().run(texts, self._config.batch_size)
-        if self._config.dims is not None and out.shape[1] != self._config.dims:
-            raise DimsMismatchError(
-                f"model {self._config.model!r} returned {out.shape[1]}-dim vectors, "
-                f"but the config says dims={self._config.dims}")
-        return out
+        return check_dims(self._config, self._load().run(texts, self._config.batch_size))
 
     def _load(self) -> _Runtime:
         if self._runtime is None:

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from ..config import MINILM, SentenceTransformersConfig
-from ..errors import ConfigError, DimsMismatchError, MissingExtraError
-from .base import Vectors
+from ..errors import ConfigError, MissingExtraError
+from .base import Vectors, check_dims
 
 
 def resolve_model_path(model: str) -> Path:
@@ -83,13 +83,8 @@ class SentenceTransformerEmbedder:
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        out = np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
-        if self._config.dims is not None and texts and out.shape[1] != self._config.dims:
-            raise DimsMismatchError(
-                f"model {self._config.model!r} returned {out.shape[1]}-dim vectors, "
-                f"but the config says dims={self._config.dims}"
-            )
-        return out
+        return check_dims(self._config,
+                          np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1))
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle the config only: the copy loads its own model on first use."""

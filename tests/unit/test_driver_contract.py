@@ -105,3 +105,17 @@ def test_survives_pickling_before_and_after_use(embedder: Embedder) -> None:
     used = pickle.loads(pickle.dumps(embedder))
     assert np.allclose(fresh.embed(TEXTS[:3]), before, atol=1e-6)
     assert np.allclose(used.embed(TEXTS[:3]), before, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["sentence-transformers", "onnx", "ollama"])
+def test_a_model_wider_or_narrower_than_declared_is_an_error(
+        name: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reembed.errors import DimsMismatchError
+
+    data = {**DRIVERS[name], "dims": DRIVERS[name]["dims"] + 1}
+    if name == "ollama":
+        data["url"] = request.getfixturevalue("ollama_server").url
+    if name == "onnx":
+        monkeypatch.setenv("REEMBED_ONNX_CACHE", str(request.getfixturevalue("onnx_cache")))
+    with pytest.raises(DimsMismatchError, match=str(data["dims"])):
+        build_embedder(parse_config(data)).embed(TEXTS[:2])
