@@ -7,6 +7,7 @@ and reports the median of the per-round ratios against its target.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import statistics
@@ -23,6 +24,30 @@ from typing import Any
 from reembed import stack
 
 DEFAULT_BATCH_CHUNKS = 256  # reembed_family's default chunks per batch task
+
+
+def arguments(doc: str | None, docs: int, rounds: int = 3, threads: bool = False
+              ) -> argparse.ArgumentParser:
+    """The options the side-by-side benchmarks share; ``threads`` adds ``--threads``."""
+    ap = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    ap.add_argument("--docs", type=int, default=docs)
+    ap.add_argument("--rounds", type=int, default=rounds)
+    ap.add_argument("--batch-chunks", type=int, default=DEFAULT_BATCH_CHUNKS)
+    ap.add_argument("--dir", default=None, help="stack folder (default: a fresh temp folder)")
+    if threads:
+        ap.add_argument("--threads", type=int, default=0,
+                        help="torch threads for the cpu worker and this side alike (default: "
+                             "the worker's own choice, REEMBED_TORCH_THREADS or cores / "
+                             "processes)")
+    return ap
+
+
+def parse(ap: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse; a ``--threads`` choice is exported, so workers started later inherit it."""
+    args = ap.parse_args()
+    if getattr(args, "threads", 0):  # workers/cpu.py only sets it when unset
+        os.environ["REEMBED_TORCH_THREADS"] = str(args.threads)
+    return args
 
 
 @contextmanager

@@ -18,7 +18,6 @@ target is at least 0.90.
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import os
 import time
@@ -27,11 +26,12 @@ from typing import Any
 
 from bench.build_rate import corpus, new_family
 from bench.common import (
-    DEFAULT_BATCH_CHUNKS,
+    arguments,
     bench_stack,
     build,
     cpu_worker_env,
     median,
+    parse,
     say,
     verdict,
 )
@@ -141,17 +141,7 @@ def run(docs: int, rounds: int, root: str | None, batch_chunks: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--docs", type=int, default=4000)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--batch-chunks", type=int, default=DEFAULT_BATCH_CHUNKS)
-    ap.add_argument("--threads", type=int, default=0,
-                    help="torch threads for the cpu worker and this side alike (default: the "
-                         "worker's own choice, REEMBED_TORCH_THREADS or cores / processes)")
-    ap.add_argument("--dir", default=None, help="stack folder (default: a fresh temp folder)")
-    args = ap.parse_args()
-    if args.threads:  # the workers inherit it; workers/cpu.py only sets it when unset
-        os.environ["REEMBED_TORCH_THREADS"] = str(args.threads)
+    args = parse(arguments(__doc__, docs=4000, threads=True))
     ratio = run(args.docs, args.rounds, args.dir, args.batch_chunks)
     say(verdict("efficiency (raw embedder time / build time, median)", ratio, TARGET))
 

@@ -21,17 +21,17 @@ build time (median over rounds), and the target is at most 5%.
 
 from __future__ import annotations
 
-import argparse
 import random
 import time
 from typing import Any
 
 from bench.build_rate import corpus, new_family
 from bench.common import (
-    DEFAULT_BATCH_CHUNKS,
+    arguments,
     bench_stack,
     build,
     median,
+    parse,
     phases_line,
     planner_phases,
     say,
@@ -120,16 +120,12 @@ def run(docs: int, share: float, rounds: int, driver: str, root: str | None,
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--docs", type=int, default=100_000)
+    ap = arguments(__doc__, docs=100_000, rounds=2)
     ap.add_argument("--change", type=float, default=0.01)
-    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--driver", default="naive")
-    ap.add_argument("--batch-chunks", type=int, default=DEFAULT_BATCH_CHUNKS)
     ap.add_argument("--updated-key", default=None,
                     help="declare and stamp this field, so syncs read only recent documents")
-    ap.add_argument("--dir", default=None, help="stack folder (default: a fresh temp folder)")
-    args = ap.parse_args()
+    args = parse(ap)
     ratio = run(args.docs, args.change, args.rounds, args.driver, args.dir, args.batch_chunks,
                 args.updated_key)
     say(verdict("incremental (sync time / full build time, median)", ratio, TARGET,

@@ -14,12 +14,19 @@ time, and the target is at least 0.80.
 
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Any
 
 from bench.build_rate import corpus, new_family
-from bench.common import DEFAULT_BATCH_CHUNKS, bench_stack, build, median, say, verdict
+from bench.common import (
+    arguments,
+    bench_stack,
+    build,
+    median,
+    parse,
+    say,
+    verdict,
+)
 
 NAIVE = {"driver": "naive"}
 TARGET = 0.80
@@ -97,12 +104,7 @@ def run(docs: int, rounds: int, root: str | None, batch_chunks: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--docs", type=int, default=10_000)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--batch-chunks", type=int, default=DEFAULT_BATCH_CHUNKS)
-    ap.add_argument("--dir", default=None, help="stack folder (default: a fresh temp folder)")
-    args = ap.parse_args()
+    args = parse(arguments(__doc__, docs=10_000))
     ratio = run(args.docs, args.rounds, args.dir, args.batch_chunks)
     say(verdict("overhead (raw Chroma upsert time / naive build time, median)", ratio, TARGET))
 

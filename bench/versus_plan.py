@@ -27,7 +27,6 @@ the target is at least 10.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import itertools
 import os
@@ -39,11 +38,12 @@ from pymongo import ASCENDING, UpdateOne
 
 from bench.build_rate import corpus, new_family
 from bench.common import (
-    DEFAULT_BATCH_CHUNKS,
+    arguments,
     bench_stack,
     build,
     cpu_worker_env,
     median,
+    parse,
     say,
     verdict,
 )
@@ -210,17 +210,7 @@ def run(docs: int, rounds: int, root: str | None, batch_chunks: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--docs", type=int, default=1000)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--batch-chunks", type=int, default=DEFAULT_BATCH_CHUNKS)
-    ap.add_argument("--threads", type=int, default=0,
-                    help="torch threads for the cpu worker and this side alike (default: the "
-                         "worker's own choice, REEMBED_TORCH_THREADS or cores / processes)")
-    ap.add_argument("--dir", default=None, help="stack folder (default: a fresh temp folder)")
-    args = ap.parse_args()
-    if args.threads:  # the workers inherit it; workers/cpu.py only sets it when unset
-        os.environ["REEMBED_TORCH_THREADS"] = str(args.threads)
+    args = parse(arguments(__doc__, docs=1000, threads=True))
     ratio = run(args.docs, args.rounds, args.dir, args.batch_chunks)
     say(verdict("versus the plan (plan backfill time / reembed build time, median)", ratio,
                 TARGET, unit="x"))

@@ -15,5 +15,5 @@ if __name__ == "__main__":
     procs = int(os.environ.get("REEMBED_CPU_CONCURRENCY", "0")) or max(1, cores // 2)
     share = str(max(1, cores // procs))
     os.environ.setdefault("REEMBED_TORCH_THREADS", share)  # torch and onnxruntime
-    os.environ.setdefault("RAYON_NUM_THREADS", share)  # the tokenizers library
+    os.environ.setdefault("RAYON_NUM_THREADS", os.environ["REEMBED_TORCH_THREADS"])  # tokenizers
     run_worker("cpu", EMBED_CPU, ["--concurrency", str(procs)])
