@@ -7,12 +7,16 @@ its own collections below; source collections are only ever read.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from pymongo import ASCENDING, MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
+from pymongo.errors import AutoReconnect, CursorNotFound
 
 from .settings import Settings, settings
 
@@ -23,6 +27,10 @@ FAMILIES = "reembed_families"
 META = "reembed_meta"
 GOLDEN = "reembed_golden"
 OWNED = frozenset({ALIASES, VERSIONS, LEDGER, FAMILIES, META, GOLDEN})
+
+PAGE_RESUMES = 5  # lost cursors one scan survives before it gives up
+
+log = logging.getLogger(__name__)
 
 _clients: dict[tuple[int, str], MongoClient] = {}
 _indexed: set[tuple[int, str, str]] = set()
@@ -78,3 +86,51 @@ def close_all() -> None:
         for key in [k for k in _clients if k[0] == os.getpid()]:
             _clients.pop(key).close()
         _indexed.clear()
+
+
+def ordered_pages(coll: Collection, query: Mapping[str, Any], projection: Mapping[str, Any],
+                  key: str, page_size: int) -> Iterator[list[dict[str, Any]]]:
+    """Every document matching ``query`` in ascending ``key`` order, ``page_size`` at a time.
+
+    One cursor streams the whole scan, so the server evaluates the query once.
+    Keyset paging (a fresh ``key > last`` query per page) costs a full
+    evaluation per page on a server that cannot seek its index, which makes a
+    scan quadratic; a cursor is linear everywhere. The key still makes the scan
+    resumable: when the cursor is lost (a server restart, a reaped idle
+    cursor), it starts again after the last key it yielded, so no document is
+    yielded twice and none is skipped. Some servers end a lost cursor quietly
+    instead of failing it, so the end of a cursor is confirmed by asking
+    whether anything sorts after the last key.
+    """
+    last: Any = None
+    lost = 0
+    while True:
+        where = dict(query) if last is None else _after(query, key, last)
+        try:
+            with coll.find(where, projection).sort(key, ASCENDING).batch_size(page_size) as cur:
+                page: list[dict[str, Any]] = []
+                for doc in cur:
+                    page.append(doc)
+                    if len(page) == page_size:
+                        yield page
+                        last, page = page[-1][key], []
+                if page:
+                    yield page
+                    last = page[-1][key]
+        except (CursorNotFound, AutoReconnect) as exc:
+            lost += 1
+            if lost > PAGE_RESUMES:
+                raise
+            log.warning("scan of %s lost its cursor (%s); resuming after %s=%r",
+                        coll.full_name, type(exc).__name__, key, last)
+            continue
+        if last is None or coll.find_one(_after(query, key, last), {key: 1}) is None:
+            return
+        log.warning("scan of %s ended before its last document; resuming after %s=%r",
+                    coll.full_name, key, last)
+
+
+def _after(query: Mapping[str, Any], key: str, last: Any) -> dict[str, Any]:
+    """``query`` narrowed to documents whose ``key`` sorts after ``last``."""
+    after = {key: {"$gt": last}}
+    return {"$and": [dict(query), after]} if query else after

@@ -15,6 +15,7 @@ from bson import ObjectId
 
 from .errors import ConfigError
 from .family import Family, get_path
+from .mongo import ordered_pages
 
 Doc = dict[str, Any]
 
@@ -38,19 +39,11 @@ def scope(family: Family, since: Any = None) -> Doc:
 
 def iter_pages(family: Family, page_size: int = 1000, since: Any = None
                ) -> Iterator[list[Doc]]:
-    """Documents in :func:`scope`, ``page_size`` at a time, in ``_id`` order."""
+    """Documents in :func:`scope`, ``page_size`` at a time, in ``_id`` order (one cursor,
+    resumed after the last ``_id`` if the server loses it)."""
     projection = dict.fromkeys(family.fields(), 1)
-    base = scope(family, since)
-    last: Any = None
-    while True:
-        query = dict(base)
-        if last is not None:
-            query = {"$and": [base, {"_id": {"$gt": last}}]} if base else {"_id": {"$gt": last}}
-        page = list(family.source().find(query, projection).sort("_id", 1).limit(page_size))
-        if not page:
-            return
-        yield page
-        last = page[-1]["_id"]
+    yield from ordered_pages(family.source(), scope(family, since), projection, "_id",
+                             page_size)
 
 
 def fetch(family: Family, refs: list[Any]) -> dict[str, Doc]:
