@@ -18,7 +18,7 @@ from typing import Any
 from pymongo import DeleteOne, UpdateOne
 from pymongo.collection import Collection
 
-from .mongo import LEDGER, ordered_pages, owned
+from .mongo import LEDGER, owned
 from .naming import ledger_id
 
 QUEUED, PROCESSING, DONE, SKIPPED, ERROR, DEAD = (
@@ -224,10 +224,24 @@ def mark_dead(ids: list[str]) -> int:
 def source_heads(family: str, version: str, page_size: int = 1000) -> Iterator[list[Row]]:
     """Every source the version has rows for (its chunk-0 row), in ``source_id`` pages.
 
-    The scan walks the unique ledger index in ``source_id`` order.
+    Paging by ``source_id`` walks the unique ledger index in order. Unlike the
+    source scan (:func:`reembed.mongo.ordered_pages`), each page is its own
+    query, so no cursor has to outlive the deletion checks between pages: both
+    servers seek this index for the bound, and ``bench/scan.py`` measured pages
+    as fast as one streamed cursor on the local wire server (1.90 s against
+    1.83 s for 100,000 heads), where ``_id`` pages of the source took 58 s.
     """
-    yield from ordered_pages(collection(), version_key(family, version, chunk_id=0),
-                             {"source_id": 1, "source_ref": 1}, "source_id", page_size)
+    last: str | None = None
+    while True:
+        query: dict[str, Any] = version_key(family, version, chunk_id=0)
+        if last is not None:
+            query["source_id"] = {"$gt": last}
+        page = list(collection().find(query, {"source_id": 1, "source_ref": 1})
+                    .sort("source_id", 1).limit(page_size))
+        if not page:
+            return
+        yield page
+        last = page[-1]["source_id"]
 
 
 def assign_sources(family: str, version: str, source_ids: list[str], batch: str) -> int:

@@ -102,12 +102,13 @@ def ordered_pages(coll: Collection, query: Mapping[str, Any], projection: Mappin
     instead of failing it, so the end of a cursor is confirmed by asking
     whether anything sorts after the last key.
     """
+    fields = {**projection, key: 1}  # the resume point must come back with every document
     last: Any = None
     lost = 0
     while True:
         where = dict(query) if last is None else _after(query, key, last)
         try:
-            with coll.find(where, projection).sort(key, ASCENDING).batch_size(page_size) as cur:
+            with coll.find(where, fields).sort(key, ASCENDING).batch_size(page_size) as cur:
                 page: list[dict[str, Any]] = []
                 for doc in cur:
                     page.append(doc)
@@ -131,6 +132,12 @@ def ordered_pages(coll: Collection, query: Mapping[str, Any], projection: Mappin
 
 
 def _after(query: Mapping[str, Any], key: str, last: Any) -> dict[str, Any]:
-    """``query`` narrowed to documents whose ``key`` sorts after ``last``."""
+    """``query`` narrowed to documents whose ``key`` sorts after ``last``.
+
+    The bound joins the query's own fields when it can: the local wire server
+    uses an index only for a flat filter, not for one under ``$and``.
+    """
     after = {key: {"$gt": last}}
-    return {"$and": [dict(query), after]} if query else after
+    if key not in query:
+        return {**query, **after}
+    return {"$and": [dict(query), after]}
