@@ -28,7 +28,7 @@ META = "reembed_meta"
 GOLDEN = "reembed_golden"
 OWNED = frozenset({ALIASES, VERSIONS, LEDGER, FAMILIES, META, GOLDEN})
 
-PAGE_RESUMES = 5  # lost cursors one scan survives before it gives up
+PAGE_RESUMES = 5  # cursors a scan may lose in a row, with no page read between, before it fails
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +104,14 @@ def ordered_pages(coll: Collection, query: Mapping[str, Any], projection: Mappin
     """
     fields = {**projection, key: 1}  # the resume point must come back with every document
     last: Any = None
-    lost = 0
+    lost, lost_at = 0, None
     while True:
         where = dict(query) if last is None else _after(query, key, last)
+        # A filter served by another index leaves MongoDB an unbounded sort by ``key``,
+        # which must be allowed to spill past its 100 MB memory limit.
+        cursor = coll.find(where, fields, allow_disk_use=True).sort(key, ASCENDING)
         try:
-            with coll.find(where, fields).sort(key, ASCENDING).batch_size(page_size) as cur:
+            with cursor.batch_size(page_size) as cur:
                 page: list[dict[str, Any]] = []
                 for doc in cur:
                     page.append(doc)
@@ -119,7 +122,7 @@ def ordered_pages(coll: Collection, query: Mapping[str, Any], projection: Mappin
                     yield page
                     last = page[-1][key]
         except (CursorNotFound, AutoReconnect) as exc:
-            lost += 1
+            lost, lost_at = (lost + 1 if last == lost_at else 1), last
             if lost > PAGE_RESUMES:
                 raise
             log.warning("scan of %s lost its cursor (%s); resuming after %s=%r",
