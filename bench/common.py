@@ -24,6 +24,7 @@ from typing import Any
 from reembed import stack
 
 DEFAULT_BATCH_CHUNKS = 256  # reembed_family's default chunks per batch task
+MINILM_EMBED = {"driver": "sentence-transformers", "model": "all-MiniLM-L6-v2"}
 
 
 def arguments(doc: str | None, docs: int, rounds: int = 3, threads: bool = False
@@ -152,6 +153,12 @@ def wait_run(vid: str, run_id: str, result: Any = None, poll: float = 0.2,
             return rec
         time.sleep(poll)
     raise TimeoutError(f"run {run_id} of {vid} did not finish within {timeout:.0f}s")
+
+
+def alternate(round_no: int, first: str, second: str) -> tuple[str, str]:
+    """The order the two sides run in this round: it swaps every round, so neither
+    side always runs on a machine the other one just warmed or loaded."""
+    return (first, second) if round_no % 2 == 0 else (second, first)
 
 
 def median(values: Sequence[float]) -> float:

@@ -26,6 +26,8 @@ from typing import Any
 
 from bench.build_rate import corpus, new_family
 from bench.common import (
+    MINILM_EMBED,
+    alternate,
     arguments,
     bench_stack,
     build,
@@ -36,7 +38,6 @@ from bench.common import (
     verdict,
 )
 
-MINILM = {"driver": "sentence-transformers", "model": "all-MiniLM-L6-v2"}
 TARGET = 0.90
 
 _model: Any = None
@@ -108,9 +109,9 @@ def run(docs: int, rounds: int, root: str | None, batch_chunks: int) -> float:
         f"thread(s), {thread_env['RAYON_NUM_THREADS']} tokenizer thread(s); "
         f"{docs} docs, {rounds} rounds, {batch_chunks} chunks per batch task")
     with bench_stack(root):
-        config = resolve_config(MINILM)
+        config = resolve_config(MINILM_EMBED)
         warm = new_family("effwarm", corpus(2 * batch_chunks))
-        w = build(warm.name, "warm", MINILM, batch_chunks=batch_chunks)
+        w = build(warm.name, "warm", MINILM_EMBED, batch_chunks=batch_chunks)
         say(f"warm-up build ({w.done} chunks, models loaded in the workers): {w.seconds:.1f}s")
         fam = new_family("eff", corpus(docs))
         texts = chunk_texts(fam, config)
@@ -119,11 +120,11 @@ def run(docs: int, rounds: int, root: str | None, batch_chunks: int) -> float:
         ratios = []
         try:
             for r in range(rounds):
-                order = ("build", "raw") if r % 2 == 0 else ("raw", "build")
+                order = alternate(r, "build", "raw")
                 took: dict[str, float] = {}
                 for side in order:
                     if side == "build":
-                        b = build(fam.name, f"r{r}", MINILM, batch_chunks=batch_chunks)
+                        b = build(fam.name, f"r{r}", MINILM_EMBED, batch_chunks=batch_chunks)
                         assert b.done == len(texts), (b.done, len(texts))
                         took["build"], took["checks"] = b.seconds, b.checks_s
                     else:

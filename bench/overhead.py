@@ -19,6 +19,7 @@ from typing import Any
 
 from bench.build_rate import corpus, new_family
 from bench.common import (
+    alternate,
     arguments,
     bench_stack,
     build,
@@ -84,7 +85,7 @@ def run(docs: int, rounds: int, root: str | None, batch_chunks: int) -> float:
             f"(first build {first.seconds:.2f}s, not counted)")
         ratios = []
         for r in range(rounds):
-            order = ("build", "raw") if r % 2 == 0 else ("raw", "build")
+            order = alternate(r, "build", "raw")
             took: dict[str, float] = {}
             for side in order:
                 if side == "build":

@@ -38,6 +38,8 @@ from pymongo import ASCENDING, UpdateOne
 
 from bench.build_rate import corpus, new_family
 from bench.common import (
+    MINILM_EMBED,
+    alternate,
     arguments,
     bench_stack,
     build,
@@ -48,7 +50,6 @@ from bench.common import (
     verdict,
 )
 
-MINILM = {"driver": "sentence-transformers", "model": "all-MiniLM-L6-v2"}
 TARGET = 10.0
 FETCH = 100  # documents per fetch, as the plan's loops do
 FLUSH = 512  # chunks per Chroma upsert and bulk mark-done, as in the plan's skeleton
@@ -178,21 +179,21 @@ def run(docs: int, rounds: int, root: str | None, batch_chunks: int) -> float:
     say(f"{docs} docs, MiniLM, {rounds} rounds; plan side: one process x {threads} torch "
         f"thread(s); reembed: cpu worker {procs} process(es) x {threads} thread(s)")
     with bench_stack(root):
-        config = resolve_config(MINILM)
+        config = resolve_config(MINILM_EMBED)
         warm = new_family("vpwarm", corpus(2 * batch_chunks))
-        build(warm.name, "warm", MINILM, batch_chunks=batch_chunks)
+        build(warm.name, "warm", MINILM_EMBED, batch_chunks=batch_chunks)
         fam = new_family("vp", corpus(docs))
         state = client()["plan_bench"][f"embeddings_{fam.name}"]
         plan = PlanBackfill(load_model(config, thread_env), config, state, sink.client())
         ratios = []
         for r in range(rounds):
-            order = ("reembed", "plan") if r % 2 == 0 else ("plan", "reembed")
+            order = alternate(r, "reembed", "plan")
             took: dict[str, float] = {}
             chunks: dict[str, int] = {}
             for side in order:
                 t0 = time.perf_counter()
                 if side == "reembed":
-                    b = build(fam.name, f"r{r}", MINILM, batch_chunks=batch_chunks)
+                    b = build(fam.name, f"r{r}", MINILM_EMBED, batch_chunks=batch_chunks)
                     chunks[side] = b.done
                 else:
                     plan.spent = dict.fromkeys(plan.spent, 0.0)

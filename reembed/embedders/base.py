@@ -46,6 +46,33 @@ def embed_query(embedder: Embedder, config: AnyEmbedConfig, text: str) -> Vector
     return embedder.embed([scrub(config.query_prefix + text)])
 
 
+class ProbedEmbedder:
+    """Base of the drivers whose width is known only once the model runs.
+
+    ``dims`` is the declared width when the driver sets ``_dims`` up front,
+    else the width of one probe embedding; no texts give ``(0, dims)`` without
+    a model call. Subclasses implement :meth:`_embed` for non-empty input.
+    """
+
+    PROBE_TEXT = "dimension probe"
+    _dims: int | None = None
+
+    @property
+    def dims(self) -> int:
+        if self._dims is None:
+            self._dims = int(self._embed([self.PROBE_TEXT]).shape[1])
+        return self._dims
+
+    def embed(self, texts: list[str]) -> Vectors:
+        """``(len(texts), dims)`` float32."""
+        if not texts:
+            return np.zeros((0, self.dims), dtype=np.float32)
+        return self._embed(texts)
+
+    def _embed(self, texts: list[str]) -> Vectors:
+        raise NotImplementedError
+
+
 def check_dims(config: AnyEmbedConfig, out: Vectors) -> Vectors:
     """``out`` when its width is the declared dims (if any); else :class:`DimsMismatchError`."""
     if config.dims is not None and out.shape[1] != config.dims:

@@ -35,10 +35,9 @@ import numpy as np
 from ..config import OllamaConfig
 from ..errors import ConfigError, DimsMismatchError, TransientError
 from ..ratelimit import FleetBudget, fleet_budget
-from .base import Vectors, l2_normalize
+from .base import ProbedEmbedder, Vectors, l2_normalize
 
 EMBED, LEGACY = "/api/embed", "/api/embeddings"
-PROBE_TEXT = "dimension probe"
 MAX_BACKOFF_S = 30.0
 
 
@@ -68,7 +67,7 @@ def auth_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-class OllamaEmbedder:
+class OllamaEmbedder(ProbedEmbedder):
     """Embeds through an Ollama server; the HTTP client is made lazily in each process."""
 
     def __init__(self, config: OllamaConfig, backoff_s: float = 0.5) -> None:
@@ -84,18 +83,8 @@ class OllamaEmbedder:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_client": None, "_pid": 0}
 
-    @property
-    def dims(self) -> int:
-        """The config's dims, else the size of one probe vector from the server."""
-        if self._dims is None:
-            self.embed([PROBE_TEXT])
-        assert self._dims is not None
-        return self._dims
-
-    def embed(self, texts: list[str]) -> Vectors:
-        """``(len(texts), dims)`` float32, unit rows when the config normalizes."""
-        if not texts:
-            return np.zeros((0, self.dims), dtype=np.float32)
+    def _embed(self, texts: list[str]) -> Vectors:
+        """Unit rows when the config normalizes; the config's dims, else the server's."""
         size = self._config.batch_size
         out = np.concatenate([self._embed_batch(texts[i:i + size])
                               for i in range(0, len(texts), size)])

@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 from ..config import OnnxConfig
 from ..errors import ConfigError, MissingExtraError
-from .base import Vectors, check_dims, l2_normalize
+from .base import ProbedEmbedder, Vectors, check_dims, l2_normalize
 from .sentence_transformers import resolve_model_path
 
 # Bump when the exported graph or the cache layout changes: old entries are then ignored.
@@ -399,27 +399,18 @@ def _has_lowercase(normalizers: Any, normalizer: Any) -> bool:
     return isinstance(normalizer, normalizers.Lowercase)
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(ProbedEmbedder):
     """Creates its onnxruntime session on first embed in this process, never before."""
 
     def __init__(self, config: OnnxConfig) -> None:
         self._config = config
         self._runtime: _Runtime | None = None
-        self._dims: int | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickles without the session, which the copy rebuilds lazily."""
         return {**self.__dict__, "_runtime": None}
 
-    @property
-    def dims(self) -> int:
-        if self._dims is None:
-            self._dims = int(self.embed(["dimension probe"]).shape[1])
-        return self._dims
-
-    def embed(self, texts: list[str]) -> Vectors:
-        if not texts:
-            return np.zeros((0, self.dims), dtype=np.float32)
+    def _embed(self, texts: list[str]) -> Vectors:
         return check_dims(self._config, self._load().run(texts, self._config.batch_size))
 
     def _load(self) -> _Runtime:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..config import MINILM, SentenceTransformersConfig
 from ..errors import ConfigError, MissingExtraError
-from .base import Vectors, check_dims
+from .base import ProbedEmbedder, Vectors, check_dims
 
 
 def resolve_model_path(model: str) -> Path:
@@ -58,23 +58,14 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(ProbedEmbedder):
     """Loads the model on first use in this process; CPU unless the config says cuda."""
 
     def __init__(self, config: SentenceTransformersConfig) -> None:
         self._config = config
         self._model: Any = None
-        self._dims: int | None = None
 
-    @property
-    def dims(self) -> int:
-        if self._dims is None:
-            self._dims = int(self.embed(["dimension probe"]).shape[1])
-        return self._dims
-
-    def embed(self, texts: list[str]) -> Vectors:
-        if not texts:
-            return np.zeros((0, self.dims), dtype=np.float32)
+    def _embed(self, texts: list[str]) -> Vectors:
         model = self._load()
         vectors = model.encode(
             texts,
