@@ -16,10 +16,10 @@ import time
 import uuid
 from typing import Any
 
-from reembed import stack, watch
-from reembed.build import resolve
-from reembed.family import Family, add_family
-from reembed.progress import Snapshot
+from reembed.build.start import resolve
+from reembed.ops import follow, stack
+from reembed.ops.progress import Snapshot
+from reembed.store.family import Family, add_family
 
 WORDS = ["river", "otter", "heron", "reed", "stone", "bridge", "lantern", "market",
          "harbour", "orchard", "meadow", "canal", "tower", "garden", "willow"]
@@ -58,7 +58,7 @@ def timed_build(family: str, label: str, embed: dict[str, Any], flip: str = "man
     res = reembed_family.apply_async(kwargs={"family": family, "version": label, "flip": flip,
                                              "embed": target.config.model_dump(mode="json")},
                                      task_id=task_id)
-    snap = watch.wait(target.version_id, task_id[:12], res)
+    snap = follow.wait(task_id[:12], res)
     assert not isinstance(snap, str), snap
     return snap, time.monotonic() - t0
 

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reembed import stack
+from reembed.ops import stack
+from reembed.settings import BATCH_CHUNKS
 
-DEFAULT_BATCH_CHUNKS = 256  # reembed_family's default chunks per batch task
+DEFAULT_BATCH_CHUNKS = BATCH_CHUNKS  # reembed_family's default chunks per batch task
 MINILM_EMBED = {"driver": "sentence-transformers", "model": "all-MiniLM-L6-v2"}
 
 
@@ -79,7 +80,7 @@ def _stop_listening() -> None:
     Results of a build (and of the chord it started) stay subscribed until the
     objects are collected, which is at exit, after the stack is gone.
     """
-    app_module = sys.modules.get("workers.app")
+    app_module = sys.modules.get("reembed.worker.app")
     if app_module is None:
         return
     backend = app_module.app.backend
@@ -113,11 +114,11 @@ def build(family: str, label: str, embed: dict[str, Any], flip: str = "manual",
           batch_chunks: int = DEFAULT_BATCH_CHUNKS, poll: float = 0.2) -> Built:
     """Enqueue one build and time it from enqueue until its run is finalized.
 
-    Waiting reads only the version record (one small lookup per ``poll``), so the
+    Waiting reads only the run's record (one small lookup per ``poll``), so the
     waiter adds no ledger scans to the load being measured.
     """
-    from reembed import ledger, versions
-    from reembed.build import resolve
+    from reembed.build.start import resolve
+    from reembed.store import ledger, versions
     from reembed.tasks import reembed_family
 
     target = resolve(family, label, embed)
@@ -127,32 +128,29 @@ def build(family: str, label: str, embed: dict[str, Any], flip: str = "manual",
         kwargs={"family": family, "version": label, "flip": flip,
                 "embed": target.config.model_dump(mode="json"), "batch_chunks": batch_chunks},
         task_id=task_id)
-    rec = wait_run(target.version_id, task_id[:12], res, poll)
+    rec, run = wait_run(task_id[:12], res, poll)
     took = time.perf_counter() - t0
     done = ledger.counts(rec.family, rec.version)[ledger.DONE]
     if rec.status == versions.FAILED:
         raise RuntimeError(f"build {target.version_id} failed: {rec.reason}")
-    return Built(target.version_id, rec.status, done, took, float(rec.run.get("checks_s") or 0))
+    return Built(target.version_id, rec.status, done, took, float(run.checks_s or 0))
 
 
-def wait_run(vid: str, run_id: str, result: Any = None, poll: float = 0.2,
-             timeout: float = 7200.0) -> Any:
-    """The version record once run ``run_id`` of ``vid`` is done or failed."""
-    from reembed import versions
-    from reembed.errors import NotFoundError
+def wait_run(run_id: str, result: Any = None, poll: float = 0.2,
+             timeout: float = 7200.0) -> tuple[Any, Any]:
+    """The version record and the run once run ``run_id`` has finished."""
+    from reembed.build import runs
+    from reembed.store import versions
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if result is not None and result.failed():
+        run = runs.find(run_id)
+        if run is not None and run.finished:
+            return versions.get(run.version_id), run
+        if run is None and result is not None and result.failed():
             raise RuntimeError(f"{type(result.result).__name__}: {result.result}")
-        try:
-            rec = versions.get(vid)
-        except NotFoundError:
-            rec = None
-        if rec is not None and rec.run_id == run_id and rec.run.get("state") in ("done", "failed"):
-            return rec
         time.sleep(poll)
-    raise TimeoutError(f"run {run_id} of {vid} did not finish within {timeout:.0f}s")
+    raise TimeoutError(f"run {run_id} did not finish within {timeout:.0f}s")
 
 
 def alternate(round_no: int, first: str, second: str) -> tuple[str, str]:
@@ -193,7 +191,7 @@ def planner_phases() -> Iterator[dict[str, float]]:
     Wraps the ``source`` and ``ledger`` functions the planner calls (it looks
     them up on the modules at call time), and restores them on exit.
     """
-    from reembed import ledger, source
+    from reembed.store import ledger, source
 
     modules = {"source": source, "ledger": ledger}
     totals = dict.fromkeys([*_PAGED, *_CALLS], 0.0)

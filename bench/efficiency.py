@@ -66,8 +66,8 @@ def _encode(texts: list[str]) -> int:
 
 def chunk_texts(family: Any, config: Any) -> list[str]:
     """The chunk texts a build of ``family`` embeds, in the order the planner batches them."""
-    from reembed import source
-    from reembed.documents import read_document
+    from reembed.build.documents import read_document
+    from reembed.store import source
 
     return [config.document_prefix + c.text
             for page in source.iter_pages(family, 1000)
@@ -102,7 +102,7 @@ class RawEmbedder:
 
 def run(docs: int, rounds: int, root: str | None, batch_chunks: int) -> float:
     """Measure ``rounds`` alternated pairs; returns the median raw/build ratio."""
-    from reembed.build import resolve_config
+    from reembed.build.start import resolve_config
 
     procs, thread_env = cpu_worker_env()
     say(f"cpu worker shape: {procs} process(es) x {thread_env['REEMBED_TORCH_THREADS']} torch "

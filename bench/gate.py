@@ -25,13 +25,14 @@ GOLDEN = Path(__file__).with_name("golden_demo.json")
 
 
 def _build(family: str, label: str, embed: dict[str, Any]) -> Any:
-    return timed_build(family, label, embed)[0].version
+    return timed_build(family, label, embed)[0]
 
 
-def _line(rec: Any) -> str:
+def _line(snap: Any) -> str:
+    rec = snap.version
     c = rec.checks
     parts = [f"{rec.version} ({rec.embed['driver']}): status {rec.status}, "
-             f"{rec.counts.get('done')} chunks, checks took {rec.run.get('checks_s')}s"]
+             f"{rec.counts.get('done')} chunks, checks took {snap.run.checks_s}s"]
     for name in ("self_retrieval", "golden", "agreement"):
         if name in c:
             parts.append(f"{name} {c[name]['value']:.3f} ({c[name]['detail']})")
@@ -39,8 +40,8 @@ def _line(rec: Any) -> str:
 
 
 def quality() -> None:
-    from reembed import golden
-    from reembed.corpus import insert, pydoc_paragraphs
+    from reembed.ops.corpus import insert, pydoc_paragraphs
+    from reembed.store import golden
 
     fam = new_family("gate")
     name = fam.name

@@ -58,8 +58,7 @@ def change(source: Any, picks: list[int], r: int, updated_key: str | None = None
 
 def timed_sync(family: str) -> tuple[float, float, dict[str, int], Any]:
     """Sync ``family``'s active version; (planning s, total s, plan summary, final record)."""
-    from reembed.naming import version_id
-    from reembed.sync import sync_family
+    from reembed.hygiene.sync import sync_family
 
     t0 = time.perf_counter()
     with planner_phases() as phases:
@@ -67,7 +66,7 @@ def timed_sync(family: str) -> tuple[float, float, dict[str, int], Any]:
     planned = time.perf_counter() - t0
     say(f"  sync planning {planned:.1f}s: {phases_line(phases, planned)}")
     assert report.run_id is not None, report
-    rec = wait_run(version_id(family, report.version), report.run_id)
+    rec, _ = wait_run(report.run_id)
     return planned, time.perf_counter() - t0, report.plan, rec
 
 
@@ -76,7 +75,7 @@ def stamped_family(docs: int, updated_key: str | None) -> Any:
     over the month before yesterday (the family existed long before this sync)."""
     if not updated_key:
         return new_family("inc", corpus(docs))
-    from reembed.family import Family, add_family
+    from reembed.store.family import Family, add_family
 
     fam = new_family("inc")
     fam = add_family(Family(**{**fam.model_dump(), "updated_key": updated_key}))
@@ -89,7 +88,7 @@ def stamped_family(docs: int, updated_key: str | None) -> Any:
 def run(docs: int, share: float, rounds: int, driver: str, root: str | None,
         batch_chunks: int, updated_key: str | None = None) -> float:
     """Build then sync, ``rounds`` times; returns the median sync/build ratio."""
-    from reembed import ledger, sink
+    from reembed.store import ledger, sink
 
     embed = {"driver": driver}
     say(f"{docs} docs, driver {driver}, {share:.0%} changed per round, {rounds} rounds, "

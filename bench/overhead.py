@@ -35,7 +35,7 @@ TARGET = 0.80
 
 def read_records(collection: str, page: int = 5000) -> dict[str, list[Any]]:
     """Every record of a built collection, in the order its batches wrote them."""
-    from reembed import sink
+    from reembed.store import sink
 
     col = sink.open_collection(collection)
     rows: list[tuple[Any, ...]] = []
@@ -51,7 +51,7 @@ def read_records(collection: str, page: int = 5000) -> dict[str, list[Any]]:
 
 def raw_upserts(name: str, records: dict[str, list[Any]], space: str, batch: int) -> float:
     """Seconds to create a collection and upsert ``records`` into it, ``batch`` at a time."""
-    from reembed import sink
+    from reembed.store import sink
 
     client = sink.client()
     n = len(records["ids"])
@@ -70,7 +70,7 @@ def raw_upserts(name: str, records: dict[str, list[Any]], space: str, batch: int
 
 def run(docs: int, rounds: int, root: str | None, batch_chunks: int) -> float:
     """Measure ``rounds`` alternated pairs; returns the median raw/build ratio."""
-    from reembed import versions
+    from reembed.store import versions
 
     say(f"{docs} docs, naive driver, {rounds} rounds, {batch_chunks} chunks per batch/upsert")
     with bench_stack(root):

@@ -59,7 +59,7 @@ def load(source: Any, n: int) -> float:
 
 def insert_probe(rounds: int = 3, size: int = 10_000) -> list[float]:
     """Insert throughput of the wire server on a scratch collection, ``size`` docs a round."""
-    from reembed.mongo import client
+    from reembed.store.mongo import client
 
     scratch = client()["scale_probe"][f"probe_{uuid.uuid4().hex[:8]}"]
     rates = []
@@ -94,9 +94,11 @@ def peak_rss_kb() -> int:
 
 def child(family: str, page_size: int) -> None:
     """Plan a first build of ``family`` and print one JSON line of measurements."""
-    from reembed import ledger, planner, source
-    from reembed.build import resolve_config
-    from reembed.family import get_family
+    from reembed.build import planner
+    from reembed.build.batching import Batcher, default_size, round_prefix
+    from reembed.build.start import resolve_config
+    from reembed.store import ledger, source
+    from reembed.store.family import get_family
 
     fam, config = get_family(family), resolve_config({"driver": "naive"})
     source.count(fam)  # connections open and indexes ensured before the baseline
@@ -104,7 +106,9 @@ def child(family: str, page_size: int) -> None:
     before_kb = peak_rss_kb()
     with planner_phases() as totals:
         t0 = time.perf_counter()
-        plan = planner.plan_build(fam, "scale", config, uuid.uuid4().hex[:12],
+        run_id = uuid.uuid4().hex[:12]
+        plan = planner.plan_build(fam, "scale", config, run_id,
+                                  Batcher(round_prefix(run_id, 1), default_size()),
                                   page_size=page_size)
         took = time.perf_counter() - t0
     print(json.dumps({"seconds": took, "plan": plan.summary(), "baseline_kb": before_kb,

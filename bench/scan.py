@@ -39,7 +39,7 @@ def keyset_pages(coll: Any, query: dict[str, Any], projection: dict[str, Any],
 
 def fill(docs: int) -> tuple[Any, Any]:
     """A source collection of ``docs`` messages and a ledger holding two versions of them."""
-    from reembed import ledger, mongo
+    from reembed.store import ledger, mongo
 
     source = mongo.database()["scan_source"]
     heads = ledger.collection()
@@ -63,7 +63,7 @@ def timed(pages: Callable[[], Iterator[list[dict[str, Any]]]], expect: int) -> f
 
 def main() -> None:
     args = parse(arguments(__doc__, docs=100_000, rounds=2))
-    from reembed import ledger, mongo
+    from reembed.store import ledger, mongo
 
     with bench_stack(args.dir, workers=()):
         source, heads = fill(args.docs)

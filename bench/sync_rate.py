@@ -15,7 +15,7 @@ import argparse
 import time
 
 from bench.build_rate import corpus, join_stack, new_family, timed_build
-from reembed import watch
+from reembed.ops import follow
 
 
 def main() -> None:
@@ -26,8 +26,8 @@ def main() -> None:
     ap.add_argument("--dir", default=".reembed-bench")
     args = ap.parse_args()
     join_stack(args.dir)
-    from reembed import ledger, sink, versions
-    from reembed.sync import sync_family
+    from reembed.hygiene.sync import sync_family
+    from reembed.store import ledger, sink, versions
 
     fam = new_family("sync", corpus(args.docs))
     full, build_s = timed_build(fam.name, "b1", {"driver": args.driver}, flip="auto")
@@ -44,7 +44,7 @@ def main() -> None:
     t1 = time.monotonic()
     (report,) = sync_family(name)  # plans here, embeds on the workers
     assert report.run_id is not None
-    synced = watch.wait(vid, report.run_id, None)
+    synced = follow.wait(report.run_id)
     sync_s = time.monotonic() - t1
     assert not isinstance(synced, str), synced
     rec = versions.get(vid)

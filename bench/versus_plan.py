@@ -170,9 +170,9 @@ def load_model(config: Any, thread_env: dict[str, str]) -> Any:
 
 def run(docs: int, rounds: int, root: str | None, batch_chunks: int) -> float:
     """Measure ``rounds`` alternated pairs; returns the median plan/reembed ratio."""
-    from reembed import sink
-    from reembed.build import resolve_config
-    from reembed.mongo import client
+    from reembed.build.start import resolve_config
+    from reembed.store import sink
+    from reembed.store.mongo import client
 
     procs, thread_env = cpu_worker_env()
     threads = thread_env["REEMBED_TORCH_THREADS"]

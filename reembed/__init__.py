@@ -4,24 +4,52 @@ Public API::
 
     from reembed import reembed_family          # the Celery task; .delay(...) starts a build
     from reembed import flip, rollback, query    # caught-up alias moves, version-matched retrieval
+    from reembed import Retriever, ContextManager
 
 ``flip`` and ``rollback`` sync the target version with the source before the
-alias moves (``catch_up=False`` skips that); :mod:`reembed.aliases` holds the
-bare compare-and-set.
+alias moves (``catch_up=False`` skips that); :mod:`reembed.store.aliases`
+holds the bare compare-and-set. Names load on first use, so importing one
+part of the package never pulls in Celery, Chroma or a model.
+
+The package is layered, each layer importing only those below it (checked by
+``lint-imports``): ``ops`` (CLI, doctor, stack) > ``tasks`` > ``hygiene`` >
+``build`` > ``read`` > ``worker`` (Celery wiring) > ``embedders`` > ``store``,
+on a core of modules at the root (errors, config, settings, naming ...).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from .catchup import flip_with_catch_up as flip
-from .catchup import rollback_with_catch_up as rollback
-from .config import EmbedConfig, NaiveConfig, SentenceTransformersConfig, parse_config
-from .context import ContextManager, Entry
-from .errors import ReembedError
-from .family import Family, add_family, get_family
-from .query import query
-from .retriever import Result, Retriever
+if TYPE_CHECKING:
+    from .config import EmbedConfig, NaiveConfig, SentenceTransformersConfig, parse_config
+    from .errors import ReembedError
+    from .ops.flips import flip, rollback
+    from .read.context import ContextManager, Entry
+    from .read.query import query
+    from .read.retriever import Result, Retriever
+    from .store.family import Family, add_family, get_family
+    from .tasks import reembed_family
+
+_EXPORTS = {
+    "ContextManager": ".read.context",
+    "EmbedConfig": ".config",
+    "Entry": ".read.context",
+    "Family": ".store.family",
+    "NaiveConfig": ".config",
+    "ReembedError": ".errors",
+    "Result": ".read.retriever",
+    "Retriever": ".read.retriever",
+    "SentenceTransformersConfig": ".config",
+    "add_family": ".store.family",
+    "flip": ".ops.flips",
+    "get_family": ".store.family",
+    "parse_config": ".config",
+    "query": ".read.query",
+    "reembed_family": ".tasks",
+    "rollback": ".ops.flips",
+}
 
 __all__ = [
     "ContextManager",
@@ -44,9 +72,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The task pulls in Celery and the app config; load it only when asked for.
-    if name == "reembed_family":
-        from .tasks import reembed_family
-
-        return reembed_family
-    raise AttributeError(name)
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'reembed' has no attribute {name!r}") from None
+    return getattr(import_module(module, __name__), name)

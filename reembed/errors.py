@@ -6,14 +6,14 @@
     │   └── MissingExtraError       a driver's optional dependency is not installed
     ├── NotFoundError               a family, version or alias that does not exist
     ├── StateError                  the current state forbids it (flip to a failed version)
-    ├── AliasConflictError          a compare-and-set on an alias lost a race
+    │   └── AliasConflictError      a compare-and-set on an alias lost a race
     ├── PlanError                   planning could not see the whole family
     ├── DimsMismatchError           an embedder produced vectors of the wrong size
     └── TransientError              Mongo, Redis or Chroma unreachable: retry with backoff
 
-Each class says whether retrying the same work can help (``retryable``); Celery
-retries exactly the retryable ones. Third-party errors are mapped at one
-boundary, :func:`classify`.
+Each class says whether retrying the same work can help (``retryable``); the
+task base class (:class:`reembed.tasks.base.ReembedTask`) retries exactly the
+retryable ones. Third-party errors are mapped at one boundary, :func:`classify`.
 """
 
 from __future__ import annotations
@@ -88,6 +88,11 @@ def _transient_types() -> tuple[type[BaseException], ...]:
         ConnectionError,
         TimeoutError,
     )
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether the same call may succeed later (after :func:`classify`)."""
+    return bool(getattr(classify(exc), "retryable", False))
 
 
 def classify(exc: BaseException) -> BaseException:

@@ -1,4 +1,9 @@
-"""Queue names, in one place. A typo here would create a queue nobody consumes."""
+"""Queue names, in one place. A typo here would create a queue nobody consumes.
+
+Also the two names a worker uses to say which device it embeds on: the
+variable its pool processes inherit, and the key it advertises in its
+configuration, where ``device: auto`` routing looks for it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,9 @@ EMBED_CPU = "reembed.embed.cpu"
 EMBED_GPU = "reembed.embed.gpu"
 ALL = (CONTROL, EMBED_CPU, EMBED_GPU)
 EMBED = {"cpu": EMBED_CPU, "gpu": EMBED_GPU}
+
+WORKER_DEVICE_ENV = "REEMBED_WORKER_DEVICE"
+DEVICE_CONF_KEY = "reembed_worker_device"
 
 
 def embed_queue(choice: str | None, device: str = "cpu") -> str:

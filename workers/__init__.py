@@ -1,1 +1,4 @@
-"""Celery wiring: the app (:mod:`workers.app`) and one entry point per queue."""
+"""Launchers, one per queue: ``python -m workers.control|cpu|gpu`` (the Procfile's lines).
+
+The Celery wiring itself lives in :mod:`reembed.worker`.
+"""

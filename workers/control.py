@@ -1,7 +1,6 @@
-"""``python -m workers.control``: planning, chord callbacks and beat jobs."""
+"""``python -m workers.control``: see :func:`reembed.worker.launch.run_control`."""
 
-from reembed.queues import CONTROL
-from workers.entry import run_worker
+from reembed.worker.launch import run_control
 
 if __name__ == "__main__":
-    run_worker("control", CONTROL, ["--concurrency", "2"])
+    run_control()

@@ -1,14 +1,11 @@
-"""The embedder contract and the one factory that builds an embedder from a config.
+"""The embedder contract every driver implements, and helpers they share.
 
-Every driver returns float32 arrays of shape ``(n, dims)``. Models are heavy and
-must never be created before a fork (CUDA, torch thread pools), so embedders are
-built lazily on first use and cached once per process, keyed by fingerprint.
+Every driver returns float32 arrays of shape ``(n, dims)``. This module imports
+no driver: the registry (:mod:`reembed.embedders.registry`) names them.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -17,7 +14,6 @@ import numpy.typing as npt
 from ..config import AnyEmbedConfig
 from ..errors import DimsMismatchError
 from ..normalize import scrub
-from ..routing import worker_device
 
 Vectors = npt.NDArray[np.float32]
 
@@ -86,55 +82,3 @@ def l2_normalize(vectors: Vectors) -> Vectors:
     """Rows scaled to unit length; all-zero rows stay zero."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return (vectors / np.where(norms == 0, 1, norms)).astype(np.float32)
-
-
-_cache: dict[tuple[int, str], Embedder] = {}
-_lock = threading.Lock()
-
-
-def get_embedder(config: AnyEmbedConfig) -> Embedder:
-    """The process-wide embedder for ``config``, built on first use.
-
-    The cache key holds the pid, so a forked child never reuses its parent's model.
-    Inside a worker, the worker's device replaces the config's (see :mod:`reembed.routing`).
-    """
-    config = worker_device(config)
-    key = (os.getpid(), config.model_dump_json())  # runtime fields too: url, rates, device
-    with _lock:
-        if key not in _cache:
-            _cache[key] = build_embedder(config)
-        return _cache[key]
-
-
-def build_embedder(config: AnyEmbedConfig) -> Embedder:
-    """Construct a fresh embedder for ``config`` (heavy imports happen in the driver)."""
-    if config.driver == "naive":
-        from .naive import NaiveEmbedder
-
-        return NaiveEmbedder(config)
-    if config.driver == "python":
-        from .python import load_python_embedder
-
-        return load_python_embedder(config)
-    if config.driver == "onnx":
-        from .onnx import OnnxEmbedder
-
-        return OnnxEmbedder(config)
-    if config.driver == "ollama":
-        from .ollama import OllamaEmbedder
-
-        return OllamaEmbedder(config)
-    from .sentence_transformers import SentenceTransformerEmbedder
-
-    return SentenceTransformerEmbedder(config)
-
-
-def declared_dims(config: AnyEmbedConfig) -> int:
-    """Dims the config will produce, known without loading a model where possible."""
-    if config.dims is not None:
-        return config.dims
-    if config.driver == "ollama":  # a served model: only the server knows
-        return int(get_embedder(config).dims)
-    from .sentence_transformers import dims_from_folder, resolve_model_path
-
-    return dims_from_folder(resolve_model_path(config.model))

@@ -34,8 +34,8 @@ import numpy as np
 
 from ..config import OllamaConfig
 from ..errors import ConfigError, DimsMismatchError, TransientError
-from ..ratelimit import FleetBudget, fleet_budget
 from .base import ProbedEmbedder, Vectors, l2_normalize
+from .ratelimit import FleetBudget, fleet_budget
 
 EMBED, LEGACY = "/api/embed", "/api/embeddings"
 MAX_BACKOFF_S = 30.0

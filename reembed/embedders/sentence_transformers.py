@@ -16,6 +16,7 @@ import numpy as np
 
 from ..config import MINILM, SentenceTransformersConfig
 from ..errors import ConfigError, MissingExtraError
+from ..settings import tuning
 from .base import ProbedEmbedder, Vectors, check_dims
 
 
@@ -97,9 +98,9 @@ def _load_model(config: SentenceTransformersConfig) -> Any:
         from sentence_transformers import SentenceTransformer
     except ImportError:
         raise MissingExtraError("sentence-transformers", "st", "sentence_transformers") from None
-    threads = os.environ.get("REEMBED_TORCH_THREADS")
+    threads = tuning().torch_threads
     if threads:
-        torch.set_num_threads(int(threads))
+        torch.set_num_threads(threads)
     device = _device(config.device, torch)
     return SentenceTransformer(str(resolve_model_path(config.model)), device=device)
 

@@ -23,8 +23,10 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from reembed import ledger, mongo, sink, stack, versions
-from reembed.family import Family
+from reembed.build import runs
+from reembed.ops import stack
+from reembed.store import ledger, mongo, sink, versions
+from reembed.store.family import Family
 from tests.integration.conftest import (
     TEST_POLICY,
     collection_state,
@@ -36,8 +38,10 @@ from tests.integration.conftest import (
 pytestmark = pytest.mark.faults
 
 WORKERS = ["control", "cpu", "gpu"]
-# Short leases and beat jobs every two seconds: a dead worker's rows come back fast.
-FAULT_ENV = {**TEST_POLICY, "REEMBED_LEASE_S": "10"}
+# Short leases and beat jobs every two seconds: a dead worker's rows come back fast. A
+# lease must outlast a batch's hard time limit, so the batch limits are short too.
+FAULT_ENV = {**TEST_POLICY, "REEMBED_LEASE_S": "10", "REEMBED_BATCH_SOFT_LIMIT_S": "7",
+             "REEMBED_BATCH_TIME_LIMIT_S": "8"}
 BEAT_ENV = {"REEMBED_BEAT_TICK_S": "2", "REEMBED_REAP_S": "2", "REEMBED_RECONCILE_S": "2",
             "REEMBED_REQUEUE_S": "2", "REEMBED_SYNC_S": "0", "REEMBED_VERIFY_S": "0",
             "REEMBED_GC_S": "0"}
@@ -109,7 +113,7 @@ def source_hash(fam: Family) -> str:
 def settled(family: str, version: str) -> bool:
     """The version is ready or active and no run of it is in flight."""
     rec = versions.get(f"{family}:{version}")
-    return rec.status in (versions.READY, versions.ACTIVE) and not rec.running
+    return rec.status in (versions.READY, versions.ACTIVE) and not runs.is_running(rec)
 
 
 @dataclass(frozen=True)

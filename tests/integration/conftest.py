@@ -18,9 +18,11 @@ from typing import Any
 
 import pytest
 
-from reembed import mongo, stack, watch
-from reembed.family import Family, add_family
-from reembed.progress import Snapshot
+from reembed.build.run_model import Run
+from reembed.ops import follow, stack
+from reembed.ops.progress import Snapshot
+from reembed.store import mongo
+from reembed.store.family import Family, add_family
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +68,7 @@ def new_family(docs: list[dict[str, Any]], **kw: Any) -> Family:
 def build(family: str, embed: dict[str, Any], version: str | None = None,
           timeout: float = 300, **kw: Any) -> Snapshot:
     """Enqueue ``reembed_family`` like a Python user would and wait for its run to end."""
-    from reembed.build import resolve
+    from reembed.build.start import resolve
     from reembed.tasks import reembed_family
 
     target = resolve(family, version, embed)
@@ -74,14 +76,24 @@ def build(family: str, embed: dict[str, Any], version: str | None = None,
     result = reembed_family.apply_async(
         kwargs={"family": family, "version": target.label,
                 "embed": target.config.model_dump(mode="json"), **kw}, task_id=task_id)
-    outcome = watch.wait(target.version_id, task_id[:12], result, timeout=timeout)
+    outcome = follow.wait(task_id[:12], result, timeout=timeout)
     assert not isinstance(outcome, str), outcome
     return outcome
 
 
+def run_of(family: str, label: str) -> Run:
+    """The run that owns version ``label`` of ``family`` now (the last one to take it)."""
+    from reembed.build import runs
+    from reembed.store import versions
+
+    run = runs.current(versions.get(f"{family}:{label}"))
+    assert run is not None, f"{family}:{label} has no run"
+    return run
+
+
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the ``reembed`` console script with the test environment."""
-    proc = subprocess.run([sys.executable, "-m", "reembed.cli", *args], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "reembed", *args], capture_output=True,
                           text=True, env=dict(os.environ), timeout=300, cwd=Path.cwd())
     if check and proc.returncode != 0:
         raise AssertionError(f"reembed {' '.join(args)} exited {proc.returncode}:\n"
@@ -109,7 +121,7 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 120,
 
 def collection_state(family: str, version: str) -> dict[str, str]:
     """Chroma id -> content_fp of every record in a version's collection."""
-    from reembed import sink, versions
+    from reembed.store import sink, versions
 
     col = sink.open_collection(versions.get(f"{family}:{version}").collection)
     got = col.get(include=["metadatas"])
@@ -119,8 +131,8 @@ def collection_state(family: str, version: str) -> dict[str, str]:
 
 def expected_state(fam: Family, embed: dict[str, Any]) -> dict[str, str]:
     """Chroma id -> content_fp the source implies under ``embed`` (what a fresh build holds)."""
+    from reembed.build.documents import read_document
     from reembed.config import parse_config
-    from reembed.documents import read_document
     from reembed.naming import chroma_id
 
     config = parse_config(embed)

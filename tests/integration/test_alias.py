@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from reembed import aliases, sink, versions
 from reembed.errors import AliasConflictError, StateError
+from reembed.store import aliases, sink, versions
 
 from .conftest import build, cli, new_family
 

@@ -19,7 +19,7 @@ from bson import ObjectId
 from bson.binary import Binary
 from bson.raw_bson import RawBSONDocument
 
-from reembed import ledger, sink, versions
+from reembed.store import ledger, sink, versions
 
 from .conftest import build, cli, new_family
 
@@ -104,7 +104,7 @@ def test_awkward_metadata_becomes_plain_values(bad_family: dict[str, Any]) -> No
 def test_invalid_utf8_in_the_source_reads_with_replacement_characters() -> None:
     # A driver that skips UTF-8 checks can store such bytes; the family reads them
     # with its own codec options instead of failing the page.
-    from reembed.family import Family
+    from reembed.store.family import Family
 
     raw = bson.encode({"_id": "u8", "text": "cafX au lait"}).replace(b"cafX", b"caf\xe9")
     codec = Family(name="f", collection="c").source().codec_options
@@ -171,5 +171,5 @@ def test_a_version_whose_collection_was_deleted_is_rebuilt_not_trusted(
     build(fam, {**NAIVE, "dims": 40}, version="lost")
     sink.drop(versions.get(f"{fam}:lost").collection)
     snap = build(fam, {**NAIVE, "dims": 40}, version="lost")
-    assert snap.version.run["ledger_reset"] == 1212 and snap.counts["done"] == 1202
+    assert snap.run.ledger_reset == 1212 and snap.counts["done"] == 1202
     assert sink.open_collection(snap.version.collection).count() == 1202

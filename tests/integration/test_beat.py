@@ -11,8 +11,11 @@ import pytest
 from bson import ObjectId
 from celery import group
 
-from reembed import aliases, ledger, stack, versions
-from reembed.build import resolve, start
+from reembed.build import runs
+from reembed.build.start import RunSpec, Started, start_run
+from reembed.ops import stack
+from reembed.store import aliases, ledger, versions
+from reembed.worker import bus
 
 from .conftest import build, collection_state, expected_state, flaky, new_family, wait_until
 
@@ -27,7 +30,7 @@ FAST = {"REEMBED_BEAT_TICK_S": "1", "REEMBED_REQUEUE_S": "1", "REEMBED_REAP_S": 
 def beat(local_stack: stack.Stack) -> Iterator[stack.Stack]:
     stack.start_beat(local_stack, FAST)
     try:
-        from reembed.progress import beat_last_tick
+        from reembed.ops.progress import beat_last_tick
 
         start_at = time.time()
         wait_until(lambda: (t := beat_last_tick()) is not None and t.timestamp() > start_at,
@@ -42,20 +45,27 @@ def _docs(n: int, start: int = 0) -> list[dict[str, Any]]:
             for i in range(start, start + n)]
 
 
-def test_a_build_whose_chord_callback_never_came_is_reconciled(beat: Any) -> None:
+def _planned_without_callback(spec: RunSpec, run_id: str, monkeypatch: Any) -> Started:
+    """Plan a run here, as the control worker does, but lose its fan-out (no chord is sent)."""
+    monkeypatch.setattr(bus, "fan_out", lambda *args, **kwargs: "lost")
+    return start_run(spec, run_id)
+
+
+def test_a_build_whose_chord_callback_never_came_is_reconciled(beat: Any,
+                                                                monkeypatch: Any) -> None:
     from reembed.tasks import embed_batch  # the app reads the stack's broker at import
 
     fam = new_family(_docs(120))
-    target = resolve(fam.name, "lost", NAIVE)
-    started = start(target, "manual", None, run_id="lostcallback", batch_chunks=30)
-    assert len(started.plan.batches) == 4
+    spec = RunSpec(family=fam.name, version="lost", embed=NAIVE, batch_chunks=30)
+    started = _planned_without_callback(spec, "lostcallback", monkeypatch)
+    assert len(started.batches) == 4
     # The batches run, but no chord: finalize_version is never sent.
     group(embed_batch.si(started.record.id, key).set(queue=started.queue)
-          for key in started.plan.batches).apply_async()
+          for key in started.batches).apply_async()
     wait_until(lambda: versions.get(started.record.id).status == "ready",
                "the reconciler to finalize the build", timeout=90)
     rec = versions.get(started.record.id)
-    assert rec.counts["done"] == 120 and rec.run["state"] == "done"
+    assert rec.counts["done"] == 120 and runs.get("lostcallback").state == "done"
 
 
 def test_failed_rows_are_retried_with_backoff_until_dead(beat: Any, tmp_path: Path) -> None:

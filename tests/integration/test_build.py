@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from reembed import ledger, sink
 from reembed.chunking import chunk_text
 from reembed.config import parse_config
-from reembed.family import Family
+from reembed.store import ledger, sink
+from reembed.store.family import Family
 
 from .conftest import build, cli, new_family
 
@@ -92,8 +92,8 @@ def test_rerun_same_config_embeds_nothing_new(built: dict[str, Any]) -> None:
     fam, first = built["family"], built["snap"]
     again = build(fam.name, NAIVE)  # no label: reuses the live version with this config
     assert again.version.version == "v1"
-    assert again.version.run["queued_chunks"] == 0
-    assert again.version.run["dirty_sources"] == 0  # input errors are final until the text changes
+    assert again.run.queued_chunks == 0
+    assert again.run.dirty_sources == 0  # input errors are final until the text changes
     assert again.counts.as_dict() == first.counts.as_dict()
 
 
@@ -110,11 +110,11 @@ def test_changed_document_reembeds_only_its_chunks(built: dict[str, Any]) -> Non
         snap = build(fam.name, NAIVE)
     finally:
         fam.source().update_one({"_id": target["_id"]}, {"$set": {"content": target["content"]}})
-    run = snap.version.run
-    assert run["dirty_sources"] == 1 and run["queued_chunks"] == len(old)
+    run = snap.run
+    assert run.dirty_sources == 1 and run.queued_chunks == len(old)
     sid = str(target["_id"])
     rows = ledger.rows_for_sources(fam.name, "v1", [sid])[sid]
-    assert [(r["chunk_id"], r["content_fp"], r["status"]) for r in rows] == \
+    assert [(r.chunk_id, r.content_fp, r.status) for r in rows] == \
         [(c.chunk_id, c.content_fp, "done") for c in new]
     col = sink.open_collection(snap.version.collection)
     mine = col.get(where={"source_id": sid}, include=[])["ids"]
@@ -145,17 +145,17 @@ def test_integer_ids_never_give_a_partial_ready_index(local_stack: Any) -> None:
     # Some Mongo-compatible servers sort integer ids as text; keyset paging
     # must then refuse rather than report a partial build as ready.
     fam = new_family([{"_id": i, "text": f"number {i}"} for i in (1, 2, 10, 25, 100, 3, 30)])
-    from reembed.build import resolve
+    from reembed.build.start import resolve
     from reembed.tasks import reembed_family
 
     target = resolve(fam.name, "i1", {"driver": "naive", "dims": 16})
     res = reembed_family.apply_async(kwargs={"family": fam.name, "version": "i1",
                                              "embed": target.config.model_dump(mode="json"),
                                              "batch_chunks": 2})
-    from reembed import watch
+    from reembed.ops import follow
 
-    outcome = watch.wait(target.version_id, res.id[:12], res, timeout=120)
-    from reembed import versions
+    outcome = follow.wait(res.id[:12], res, timeout=120)
+    from reembed.store import versions
 
     rec = versions.get(target.version_id)
     if rec.status == "ready":

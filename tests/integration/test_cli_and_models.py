@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from reembed import stack
+from reembed.ops import stack
 
 from .conftest import build, cli, new_family, wait_until
 
@@ -71,8 +71,8 @@ def test_minilm_build_and_semantic_query(local_stack: Any) -> None:
 
 @pytest.mark.slow
 def test_switching_minilm_between_torch_and_onnx_reembeds_nothing(local_stack: Any) -> None:
-    from reembed import sink, versions
-    from reembed.sync import sync_family
+    from reembed.hygiene.sync import sync_family
+    from reembed.store import sink, versions
 
     texts = ["Otters hold hands while they sleep.", "The bond market rallied on Friday.",
              "Knead the dough for ten minutes.", "The goalkeeper saved a penalty."] * 5
@@ -80,7 +80,7 @@ def test_switching_minilm_between_torch_and_onnx_reembeds_nothing(local_stack: A
     st_config = {"driver": "sentence-transformers", "model": "all-MiniLM-L6-v2"}
     build(fam.name, st_config, version="m", flip="auto")
     snap = build(fam.name, {**st_config, "driver": "onnx"}, version="m")
-    assert snap.version.run["queued_chunks"] == 0 and snap.counts["done"] == 20
+    assert snap.run.queued_chunks == 0 and snap.counts["done"] == 20
     assert snap.version.embed["driver"] == "onnx"  # later syncs and retries run onnx
 
     fam.source().insert_one({"_id": "o-new", "text": "A goalkeeper dives to save the penalty."})

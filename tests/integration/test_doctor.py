@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from reembed import stack
+from reembed.ops import stack
 
 from .conftest import build, cli, new_family, wait_until
 
@@ -45,7 +45,7 @@ def family(local_stack: stack.Stack) -> Iterator[str]:
 
 
 def _start_beat(st: stack.Stack) -> None:
-    from reembed.progress import beat_last_tick
+    from reembed.ops.progress import beat_last_tick
 
     started = time.time()
     stack.start_beat(st, BEAT_ENV)
@@ -83,7 +83,7 @@ def test_stopped_beat_goes_stale(local_stack: stack.Stack, family: str) -> None:
         code, checks = doctor(family)
         assert code == 1 and failing(checks) == {"beat"}
         assert "stale after 3s" in checks["beat"]["detail"]
-        assert "celery -A workers.app beat" in checks["beat"]["fix"]
+        assert "celery -A reembed.worker.app beat" in checks["beat"]["fix"]
     finally:
         _start_beat(local_stack)
 

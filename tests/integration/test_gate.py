@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from reembed import aliases, sink, versions
+from reembed.store import aliases, sink, versions
 
 from .conftest import build, cli, new_family
 

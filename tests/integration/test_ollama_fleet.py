@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from reembed import ledger, sink
 from reembed.embedders.ollama import EMBED
+from reembed.store import ledger, sink
 from tests.support.fake_ollama import FakeOllama, Request, expected_vectors
 
 from .conftest import build, new_family

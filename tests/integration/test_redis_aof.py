@@ -10,7 +10,7 @@ import uuid
 import redis
 from celery import Celery
 
-from reembed import stack
+from reembed.ops import stack
 
 from .conftest import wait_until
 

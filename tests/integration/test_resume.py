@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reembed import ledger, versions
+from reembed.build import runs
+from reembed.store import ledger, versions
 
 from .conftest import cli, collection_state, expected_state, flaky, new_family, wait_until
 
@@ -16,9 +17,9 @@ def _docs(n: int) -> list[dict[str, Any]]:
 
 
 def test_resume_finishes_a_build_whose_queued_messages_were_lost(local_stack: Any) -> None:
-    from reembed.build import resolve
+    from reembed.build.start import resolve
     from reembed.tasks import reembed_family
-    from workers.app import app
+    from reembed.worker.app import app
 
     fam = new_family(_docs(240))
     slow = flaky(dims=16, delay_s=0.3)
@@ -33,11 +34,12 @@ def test_resume_finishes_a_build_whose_queued_messages_were_lost(local_stack: An
     wait_until(lambda: ledger.counts(fam.name, "v1").as_dict().get("processing", 0) == 0,
                "the batches already taken to end")
     stalled = ledger.counts(fam.name, "v1")
-    assert stalled.pending > 0 and versions.get(f"{fam.name}:v1").running
+    assert stalled.pending > 0 and runs.is_running(versions.get(f"{fam.name}:v1"))
 
     out = json.loads(cli("resume", fam.name, "v1", "--json").stdout)
     assert out["requeued"] == stalled.pending
-    wait_until(lambda: not versions.get(f"{fam.name}:v1").running, "the resumed run", timeout=180)
+    wait_until(lambda: not runs.is_running(versions.get(f"{fam.name}:v1")), "the resumed run",
+               timeout=180)
     rec = versions.get(f"{fam.name}:v1")
     assert rec.status == "ready" and rec.counts["done"] == 240
     assert collection_state(fam.name, "v1") == expected_state(fam, slow)

@@ -11,14 +11,15 @@ import chromadb
 import pytest
 from bson import ObjectId
 
-from reembed import aliases, sink, versions
 from reembed.config import NaiveConfig
-from reembed.context import ContextManager, dedupe, query_texts
 from reembed.embedders.naive import NaiveEmbedder
 from reembed.errors import ConfigError, DimsMismatchError, NotFoundError
-from reembed.family import Family
-from reembed.retriever import Retriever, to_epoch
+from reembed.read.context import ContextManager, dedupe, query_texts
+from reembed.read.retriever import Retriever
+from reembed.read.times import to_epoch
 from reembed.settings import settings
+from reembed.store import aliases, sink, versions
+from reembed.store.family import Family
 
 from .conftest import build, new_family, wait_until
 

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
-from reembed import ledger, stack, versions
+from reembed.ops import stack
 from reembed.queues import EMBED_CPU, EMBED_GPU
+from reembed.store import ledger, versions
 
-from .conftest import build, cli, new_family, wait_until
+from .conftest import build, cli, new_family, run_of, wait_until
 
 NAIVE = {"driver": "naive", "dims": 16}
 
@@ -53,7 +54,7 @@ def test_the_configs_device_decides_the_queue_and_queue_overrides_it(local_stack
     assert _ran_on(fam.name, "forced") == {"gpu"}
     rec = versions.get(f"{fam.name}:forced")
     assert rec.queue == EMBED_GPU
-    assert rec.run["route"] == {"queue": EMBED_GPU, "device": "cpu",
+    assert run_of(fam.name, "forced").route == {"queue": EMBED_GPU, "device": "cpu",
                                 "reason": "--queue gpu was given"}
 
 
@@ -77,7 +78,7 @@ def test_auto_goes_to_the_gpu_queue_only_while_a_cuda_worker_consumes_it(
     build(fam.name, {**NAIVE, "device": "auto"}, version="auto1", batch_chunks=20)
     rec = versions.get(f"{fam.name}:auto1")
     assert _ran_on(fam.name, "auto1") == {"cpu"} and rec.queue == EMBED_CPU
-    reason = rec.run["route"]["reason"]
+    reason = (run_of(fam.name, "auto1").route or {})["reason"]
     assert "no CUDA worker consumes reembed.embed.gpu (consumers: gpu@" in reason
 
     gpu_worker_device("cuda")
@@ -85,9 +86,9 @@ def test_auto_goes_to_the_gpu_queue_only_while_a_cuda_worker_consumes_it(
           flip="auto")
     rec = versions.get(f"{fam.name}:auto2")
     assert _ran_on(fam.name, "auto2") == {"gpu"} and rec.queue == EMBED_GPU
-    assert rec.run["route"]["reason"].startswith("device 'auto' and gpu@")
+    assert (run_of(fam.name, "auto2").route or {})["reason"].startswith("device 'auto' and gpu@")
 
-    from reembed.sync import sync_family
+    from reembed.hygiene.sync import sync_family
 
     gpu_worker_device("cpu")  # the decision was recorded: syncs keep the version's queue
     fam.source().insert_many([{"_id": "r-new", "text": "written after the build"}])

@@ -7,7 +7,7 @@ from typing import Any
 
 from pymongo.collection import Collection
 
-from reembed import mongo
+from reembed.store import mongo
 
 
 class _SpyCollection:

@@ -22,7 +22,7 @@ class _Payload:
 
 
 def test_a_pickled_message_is_refused_not_executed(local_stack: Any, tmp_path: Path) -> None:
-    from workers.app import app
+    from reembed.worker.app import app
 
     marker = tmp_path / "unpickled"
     assert pickle.loads(pickle.dumps(_Payload(marker))) is None and marker.exists()
@@ -38,7 +38,7 @@ def test_a_pickled_message_is_refused_not_executed(local_stack: Any, tmp_path: P
     for kind in ("cpu", "gpu"):
         text = (local_stack.root / f"worker-{kind}.log").read_text()
         assert "untrusted content of type pickle" in text, kind
-    from reembed.progress import queue_depths
+    from reembed.ops.progress import queue_depths
 
     assert set(queue_depths().values()) == {0}  # dropped, not left to be redelivered
 
@@ -54,8 +54,8 @@ TRICKY = [
 
 
 def test_text_and_ids_cannot_inject_into_chroma_ids_or_mongo_queries(local_stack: Any) -> None:
-    from reembed import ledger, sink, versions
     from reembed.naming import chroma_id
+    from reembed.store import ledger, sink, versions
 
     from .conftest import build, new_family
 

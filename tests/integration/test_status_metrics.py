@@ -8,7 +8,7 @@ import uuid
 import pytest
 from bson import ObjectId
 
-from reembed import stack, throughput
+from reembed.ops import stack, throughput
 
 from .conftest import build, cli, new_family
 

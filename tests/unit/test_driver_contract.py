@@ -36,10 +36,10 @@ def ollama_server() -> Iterator[FakeOllama]:
 
 @pytest.fixture(scope="module")
 def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from reembed.embedders import onnx
+    from reembed.embedders import onnx_export
 
     root = tmp_path_factory.mktemp("onnx-contract")
-    onnx.export_model(MINILM, root)
+    onnx_export.export_model(MINILM, root)
     return root
 
 

@@ -8,14 +8,18 @@ import numpy as np
 import pytest
 
 import beat_schedule
-from reembed import gc, ledger, requeue, versions
+from reembed.build.batching import Batcher
+from reembed.build.documents import DocPlan
+from reembed.build.planner import is_busy, is_current
+from reembed.build.run_model import Run, RunKind, RunState
+from reembed.build.vectors import check_vectors
 from reembed.chunking import Chunk
 from reembed.config import parse_config
-from reembed.documents import DocPlan
 from reembed.embedders.python import load_python_embedder
 from reembed.errors import ConfigError
-from reembed.planner import is_busy, is_current
-from reembed.verify import check_vectors
+from reembed.hygiene import gc, requeue
+from reembed.store import ledger, versions
+from reembed.store.ledger import Row, RowStatus
 
 
 def test_backoff_doubles_from_the_base_and_is_capped() -> None:
@@ -24,23 +28,25 @@ def test_backoff_doubles_from_the_base_and_is_capped() -> None:
 
 
 def test_rebatching_keeps_every_source_in_one_batch() -> None:
-    rows = [{"_id": f"s{s}:{c}", "source_id": f"s{s}"} for s in range(10) for c in range(s % 4 + 1)]
-    batches = requeue._batches(rows, size=5)
-    assert sum(len(b) for b in batches) == len(rows)
-    owners = [{r["source_id"] for r in b} for b in batches]
-    for i, a in enumerate(owners):
-        for b in owners[i + 1:]:
-            assert not a & b
-    assert all(len(b) <= 5 or len({r["source_id"] for r in b}) == 1 for b in batches)
+    weights = {f"s{s}": s % 4 + 1 for s in range(10)} | {"big": 9}
+    batcher = Batcher("run1:r2", size=5)
+    keys = {sid: batcher.key_for(n) for sid, n in weights.items()}
+    load: dict[str, list[str]] = {}
+    for sid, key in keys.items():
+        load.setdefault(key, []).append(sid)
+    assert sorted(load) == sorted(batcher.keys) and all(k.startswith("run1:r2:") for k in load)
+    assert sum(weights[s] for sids in load.values() for s in sids) == sum(weights.values())
+    assert all(sum(weights[s] for s in sids) <= 5 or len(sids) == 1 for sids in load.values())
+    assert load[keys["big"]] == ["big"]  # a source larger than a batch is a batch of its own
 
 
 def _plan(*fps: str) -> DocPlan:
     return DocPlan("s1", "s1", chunks=[Chunk(i, f"text {i}", fp) for i, fp in enumerate(fps)])
 
 
-def _row(cid: int, status: str, fp: str, **kw: Any) -> dict[str, Any]:
+def _row(cid: int, status: str, fp: str | None = None, **kw: Any) -> Row:
     key = "content_fp" if status == ledger.DONE else "attempted_fp"
-    return {"chunk_id": cid, "status": status, key: fp, "config_fp": "cfg", **kw}
+    return Row(f"s1:{cid}", "s1", cid, RowStatus(status), **{key: fp, "config_fp": "cfg", **kw})
 
 
 def test_failed_chunks_of_the_same_text_are_settled_for_the_planner() -> None:
@@ -54,11 +60,13 @@ def test_failed_chunks_of_the_same_text_are_settled_for_the_planner() -> None:
 
 
 def test_busy_means_queued_in_this_run_or_leased() -> None:
-    assert is_busy([{"status": "queued", "batch": "run1:3"}], "run1", now=100)
-    assert not is_busy([{"status": "queued", "batch": "run0:3"}], "run1", now=100)
-    assert is_busy([{"status": "processing", "lease_until": 150.0}], "run1", now=100)
-    assert not is_busy([{"status": "processing", "lease_until": 50.0}], "run1", now=100)
-    assert not is_busy([{"status": "done"}], "run1", now=100)
+    assert is_busy([_row(0, "queued", batch="run1:r1:3")], "run1", now=100)
+    assert is_busy([_row(0, "queued", batch="run1:3")], "run1", now=100)  # an earlier release
+    assert not is_busy([_row(0, "queued", batch="run0:r1:3")], "run1", now=100)
+    assert not is_busy([_row(0, "queued", batch="run10:r1:3")], "run1", now=100)
+    assert is_busy([_row(0, "processing", lease_until=150.0)], "run1", now=100)
+    assert not is_busy([_row(0, "processing", lease_until=50.0)], "run1", now=100)
+    assert not is_busy([_row(0, "done", "a")], "run1", now=100)
 
 
 def test_vector_checks_name_each_problem() -> None:
@@ -81,18 +89,22 @@ def _rec(label: str, status: str, **kw: Any) -> versions.VersionRecord:
 
 
 def test_gc_protects_what_readers_or_rollback_need() -> None:
-    assert gc._protected(_rec("a", "active"), "a", None, False) == "active"
-    assert "previous" in (gc._protected(_rec("p", "retired"), "a", "p", False) or "")
-    assert gc._protected(_rec("r", "ready"), "a", "p", False) == "status ready"
-    assert "run" in (gc._protected(_rec("b", "retired", run={"state": "embedding"}),
-                                   "a", "p", False) or "")
-    assert "adopted" in (gc._protected(_rec("l", "retired", adopted=True), "a", "p", False) or "")
-    assert gc._protected(_rec("l", "retired", adopted=True), "a", "p", True) is None
-    assert gc._protected(_rec("old", "failed"), "a", "p", False) is None
+    assert gc._protected(_rec("a", "active"), None, "a", None, False) == "active"
+    assert "previous" in (gc._protected(_rec("p", "retired"), None, "a", "p", False) or "")
+    assert gc._protected(_rec("r", "ready"), None, "a", "p", False) == "status ready"
+    busy = _rec("b", "retired")
+    running = Run.new("r1", busy, RunKind.SYNC).model_copy(update={"state": RunState.EMBEDDING})
+    assert "run" in (gc._protected(busy, running, "a", "p", False) or "")
+    done = running.model_copy(update={"state": RunState.DONE})
+    assert gc._protected(busy, done, "a", "p", False) is None
+    assert "adopted" in (gc._protected(_rec("l", "retired", adopted=True), None, "a", "p",
+                                       False) or "")
+    assert gc._protected(_rec("l", "retired", adopted=True), None, "a", "p", True) is None
+    assert gc._protected(_rec("old", "failed"), None, "a", "p", False) is None
 
 
 def test_beat_schedule_reads_intervals_and_routes_to_control(monkeypatch: Any) -> None:
-    from workers.app import TASK_ROUTES  # importing builds the app: not at collection time
+    from reembed.worker.names import ROUTES as TASK_ROUTES
 
     monkeypatch.setenv("REEMBED_SYNC_S", "7")
     monkeypatch.setenv("REEMBED_GC_S", "0")

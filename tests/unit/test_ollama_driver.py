@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from reembed.batch import embed_resilient
+from reembed.build.batch import embed_resilient
 from reembed.config import OllamaConfig, parse_config
 from reembed.embedders import build_embedder
 from reembed.embedders.ollama import EMBED, LEGACY, OllamaEmbedder

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from reembed.config import MINILM, OnnxConfig, SentenceTransformersConfig, parse_config
-from reembed.embedders import onnx
+from reembed.embedders import onnx, onnx_export
 from reembed.embedders.onnx import OnnxEmbedder
 from reembed.embedders.sentence_transformers import resolve_model_path
 from reembed.errors import ConfigError
@@ -45,7 +45,7 @@ def sample_texts() -> list[str]:
 def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One exported MiniLM for the whole session."""
     root = tmp_path_factory.mktemp("onnx-cache")
-    onnx.export_model(MINILM, root)
+    onnx_export.export_model(MINILM, root)
     return root
 
 
@@ -83,13 +83,13 @@ def test_onnx_and_sentence_transformers_share_a_fingerprint() -> None:
 @pytest.mark.slow
 def test_a_second_embedder_reuses_the_export(cached: Path, monkeypatch: pytest.MonkeyPatch
                                              ) -> None:
-    graph = onnx.cache_entry(resolve_model_path(MINILM), cached) / onnx.MODEL_FILE
+    graph = onnx_export.cache_entry(resolve_model_path(MINILM), cached) / onnx_export.MODEL_FILE
     before = graph.stat().st_mtime_ns
 
     def no_export(*_: object) -> None:
         raise AssertionError("exported again")
 
-    monkeypatch.setattr(onnx, "write_export", no_export)
+    monkeypatch.setattr(onnx_export, "write_export", no_export)
     assert OnnxEmbedder(OnnxConfig()).embed(["reused"]).shape == (1, 384)
     assert graph.stat().st_mtime_ns == before
     assert len([p for p in cached.iterdir() if p.is_dir()]) == 1
@@ -97,10 +97,10 @@ def test_a_second_embedder_reuses_the_export(cached: Path, monkeypatch: pytest.M
 
 def test_a_changed_folder_gets_a_new_cache_key(tmp_path: Path) -> None:
     (tmp_path / "model.safetensors").write_bytes(b"weights")
-    first = onnx.cache_key(tmp_path)
-    assert onnx.cache_key(tmp_path) == first
+    first = onnx_export.cache_key(tmp_path)
+    assert onnx_export.cache_key(tmp_path) == first
     os.utime(tmp_path / "model.safetensors", ns=(1, 1))
-    assert onnx.cache_key(tmp_path) != first
+    assert onnx_export.cache_key(tmp_path) != first
 
 
 def test_concurrent_exports_run_once_and_publish_whole_entries(
@@ -111,34 +111,35 @@ def test_concurrent_exports_run_once_and_publish_whole_entries(
 
     def slow_export(_: Path, dest: Path) -> None:
         calls.append(1)
-        (dest / onnx.MODEL_FILE).write_bytes(b"half")
+        (dest / onnx_export.MODEL_FILE).write_bytes(b"half")
         time.sleep(0.2)
-        (dest / onnx.TOKENIZER_FILE).write_text("{}")
+        (dest / onnx_export.TOKENIZER_FILE).write_text("{}")
 
-    monkeypatch.setattr(onnx, "write_export", slow_export)
-    killed = onnx.cache_entry(folder, tmp_path / "cache")
+    monkeypatch.setattr(onnx_export, "write_export", slow_export)
+    killed = onnx_export.cache_entry(folder, tmp_path / "cache")
     stale = killed.parent / f".{killed.name}.left-by-a-killed-export"
     stale.mkdir(parents=True)
     entries: list[Path] = []
     workers = [threading.Thread(target=lambda: entries.append(
-        onnx.ensure_export(folder, tmp_path / "cache"))) for _ in range(3)]
+        onnx_export.ensure_export(folder, tmp_path / "cache"))) for _ in range(3)]
     for w in workers:
         w.start()
     for w in workers:
         w.join()
     assert len(calls) == 1 and len(set(entries)) == 1
-    assert sorted(p.name for p in entries[0].iterdir()) == [onnx.MODEL_FILE, onnx.TOKENIZER_FILE]
+    assert sorted(p.name for p in entries[0].iterdir()) == \
+        [onnx_export.MODEL_FILE, onnx_export.TOKENIZER_FILE]
     assert [p.name for p in (tmp_path / "cache").iterdir() if p.is_dir()] == [entries[0].name]
 
 
 def test_the_cli_prints_the_cached_graph(cached: Path) -> None:
     from click.testing import CliRunner
 
-    from reembed.cli import cli
+    from reembed.ops.cli import cli
 
     result = CliRunner().invoke(cli, ["onnx-export", "--model", "all-MiniLM-L6-v2"])
     assert result.exit_code == 0, result.output
-    graph = onnx.cache_entry(resolve_model_path(MINILM), cached) / onnx.MODEL_FILE
+    graph = onnx_export.cache_entry(resolve_model_path(MINILM), cached) / onnx_export.MODEL_FILE
     assert result.output.strip() == str(graph)
 
 
@@ -234,24 +235,24 @@ def test_an_unsupported_module_is_refused_by_name(tmp_path: Path) -> None:
     folder = _fake_folder(tmp_path, {"idx": "3", "name": "3", "path": "3_Dense",
                                      "type": "sentence_transformers.models.Dense"})
     with pytest.raises(ConfigError, match=r"sentence_transformers\.models\.Dense"):
-        onnx.read_pipeline(folder)
+        onnx_export.read_pipeline(folder)
     with pytest.raises(ConfigError, match="Dense"):
         OnnxEmbedder(OnnxConfig(model=str(folder))).embed(["x"])
 
 
 def test_the_packaged_pipeline_is_read_from_its_modules() -> None:
-    pipeline = onnx.read_pipeline(resolve_model_path(MINILM))
+    pipeline = onnx_export.read_pipeline(resolve_model_path(MINILM))
     assert (pipeline.max_length, pipeline.lowercase) == (256, False)
     assert pipeline.pooling == ("mean",) and pipeline.normalize
 
 
 def test_pooling_modes_follow_the_config_flags() -> None:
-    assert onnx.pooling_modes({"pooling_mode_cls_token": True,
+    assert onnx_export.pooling_modes({"pooling_mode_cls_token": True,
                                "pooling_mode_mean_tokens": True}) == ("cls", "mean")
-    assert onnx.pooling_modes({"pooling_mode": ["max"]}) == ("max",)
-    assert onnx.pooling_modes({}) == ("mean",)
+    assert onnx_export.pooling_modes({"pooling_mode": ["max"]}) == ("max",)
+    assert onnx_export.pooling_modes({}) == ("mean",)
     with pytest.raises(ConfigError, match="weightedmean"):
-        onnx.pooling_modes({"pooling_mode_weightedmean_tokens": True})
+        onnx_export.pooling_modes({"pooling_mode_weightedmean_tokens": True})
 
 
 def test_pooling_ignores_padding() -> None:
@@ -278,9 +279,9 @@ def test_export_without_torch_names_the_extra_and_the_command(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ConfigError, match=r"reembed\[st\].*reembed onnx-export"):
-        onnx.write_export(tmp_path, tmp_path)
+        onnx_export.write_export(tmp_path, tmp_path)
 
 
 def test_the_cache_defaults_to_the_user_cache() -> None:
-    assert onnx.cache_root({}) == Path("~/.cache/reembed/onnx").expanduser()
-    assert onnx.cache_root({"REEMBED_ONNX_CACHE": "/srv/onnx"}) == Path("/srv/onnx")
+    assert onnx_export.cache_root({}) == Path("~/.cache/reembed/onnx").expanduser()
+    assert onnx_export.cache_root({"REEMBED_ONNX_CACHE": "/srv/onnx"}) == Path("/srv/onnx")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from reembed.batch import embed_resilient
+from reembed.build.batch import embed_resilient
 from reembed.config import parse_config
 from reembed.embedders import oom
 from tests.support.embedders import OutOfMemoryError, SmallGpuEmbedder

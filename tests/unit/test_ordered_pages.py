@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pymongo.errors import CursorNotFound
 
-from reembed import mongo
+from reembed.store import mongo
 
 
 class _Cursor:

@@ -35,7 +35,7 @@ def test_a_config_refuses_a_url_with_credentials_without_repeating_them() -> Non
 def test_an_unreachable_service_is_reported_without_its_password() -> None:
     env = {**os.environ, "MONGODB_URI": f"mongodb://app:{SECRET}@127.0.0.1:9/?serverSelectionTimeoutMS=500",
            "CELERY_BROKER_URL": f"redis://:{SECRET}@127.0.0.1:9/0"}
-    out = subprocess.run([sys.executable, "-m", "reembed.cli", "status", "--json"], env=env,
+    out = subprocess.run([sys.executable, "-m", "reembed", "status", "--json"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert "unreachable" in out.stderr and SECRET not in out.stdout + out.stderr

@@ -6,10 +6,12 @@ from collections.abc import Callable
 
 import pytest
 
+from reembed.build.routing import route
 from reembed.config import AnyEmbedConfig, parse_config
+from reembed.embedders.device import worker_device
 from reembed.errors import ConfigError
 from reembed.queues import EMBED_CPU, EMBED_GPU
-from reembed.routing import Consumers, route, worker_device
+from reembed.worker.bus import Consumers
 
 
 def cfg(device: str) -> AnyEmbedConfig:

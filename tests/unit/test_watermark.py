@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from reembed import watermark
+from reembed.build import watermark
 
 T = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

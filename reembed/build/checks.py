@@ -1,0 +1,259 @@
+"""The quality gate: checks a version must pass before readers are pointed at it.
+
+Each check returns ``{passed, value, threshold, detail}`` and is stored on the
+version record under ``checks``. Together they answer what a user needs to
+know before a flip: the index is complete (ledger, Chroma and plan agree), its
+vectors look like the config says, it finds its own texts (the index matches
+the model that will embed queries), it answers the team's golden questions,
+and how much it agrees with the version readers use today.
+
+Thresholds come from the settings (:class:`reembed.settings.Tuning`); a check
+with no threshold only reports.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..embedders import get_embedder, oom
+from ..errors import NotFoundError, TransientError, classify
+from ..settings import tuning
+from ..store import aliases, golden, ledger, sink, versions
+from . import runs
+from .vectors import check_vectors
+
+Check = dict[str, Any]
+K = 10
+AGREEMENT_SAMPLE = 50
+EPS = 1e-6  # distances closer than this are ties: the chunk cannot be told apart
+
+
+def _result(passed: bool, value: float | None, threshold: float | None, detail: str,
+            **extra: Any) -> Check:
+    return {"passed": passed, "value": value, "threshold": threshold, "detail": detail, **extra}
+
+
+def completeness(counts: ledger.Counts, stored: int, tolerance: float) -> Check:
+    """Ledger and Chroma agree, nothing in flight, errors within tolerance."""
+    embeddable = counts.planned - counts[ledger.SKIPPED]
+    failed = counts[ledger.ERROR] + counts[ledger.DEAD]
+    ratio = failed / embeddable if embeddable else 0.0
+    problems = []
+    if counts.pending:
+        problems.append(f"{counts.pending} chunks still queued or processing")
+    if stored != counts[ledger.DONE]:
+        problems.append(f"Chroma holds {stored} vectors but the ledger has "
+                        f"{counts[ledger.DONE]} done chunks")
+    if ratio > tolerance:
+        problems.append(f"{failed} of {embeddable} chunks failed ({ratio:.2%} > {tolerance:.2%})")
+    if embeddable and not counts[ledger.DONE]:
+        problems.append("no chunk was embedded")
+    return _result(not problems, ratio, tolerance,
+                   "; ".join(problems) or f"{counts[ledger.DONE]} vectors match the ledger",
+                   chroma_count=stored)
+
+
+def _sample(col: Any, n: int) -> dict[str, list[Any]]:
+    """About ``n`` records (ids, texts, vectors) from ten random windows of the collection."""
+    total = col.count()
+    windows = min(10, max(1, n))
+    per = max(1, n // windows)
+    ids: list[str] = []
+    docs: list[str] = []
+    vecs: list[Any] = []
+    for offset in sorted({random.randrange(max(1, total - per + 1)) for _ in range(windows)}):
+        got = col.get(limit=per, offset=offset, include=["documents", "embeddings"])
+        for i, d, v in zip(got["ids"], got["documents"] or [], got["embeddings"], strict=True):
+            if i not in ids:
+                ids.append(i)
+                docs.append(d or "")
+                vecs.append(v)
+    return {"ids": ids, "documents": docs, "embeddings": vecs}
+
+
+def shape(sample: dict[str, list[Any]], rec: versions.VersionRecord) -> Check:
+    """Sampled vectors have the configured dims, finite values, no zeros, the right norms."""
+    config = rec.config()
+    got = check_vectors(np.asarray(sample["embeddings"], dtype=np.float32), config.dims,
+                        config.normalize)
+    return _result(got["passed"], float(got["dims_seen"] or 0), float(config.dims or 0),
+                   got["detail"], sampled=got["sampled"])
+
+
+def _query(rec: versions.VersionRecord, texts: list[str], k: int,
+           vectors: Any = None) -> list[list[dict[str, Any]]]:
+    """Top-``k`` records for each text, embedded with the version's own query config.
+
+    Each hit carries its distance in the collection's space. ``vectors`` lets a
+    caller reuse query vectors it already computed.
+    """
+    if not texts:
+        return []
+    if vectors is None:
+        vectors = _embed_queries(rec, texts)
+    col = sink.open_collection(rec.collection)
+    res = col.query(query_embeddings=vectors, n_results=k,
+                    include=["documents", "metadatas", "distances"])
+    out = []
+    for ids, docs, metas, dists in zip(res["ids"], res["documents"] or [],
+                                       res["metadatas"] or [], res["distances"] or [],
+                                       strict=True):
+        out.append([{"id": i, "text": d, "source_id": (m or {}).get("source_id", i),
+                     "distance": float(x)}
+                    for i, d, m, x in zip(ids, docs, metas, dists, strict=True)])
+    return out
+
+
+def _embed_queries(rec: versions.VersionRecord, texts: list[str]) -> np.ndarray:
+    config = rec.config()
+    return oom.embed_fitting(get_embedder(config).embed, config.config_fp,
+                             [config.query_prefix + t for t in texts])
+
+
+def distances(space: str, query: np.ndarray, stored: np.ndarray) -> np.ndarray:
+    """Row-wise distance between ``query`` and ``stored`` as Chroma defines it for ``space``."""
+    if space == "l2":
+        return np.asarray(((query - stored) ** 2).sum(axis=1))
+    dots = (query * stored).sum(axis=1)
+    if space == "ip":
+        return np.asarray(1.0 - dots)
+    norms = np.linalg.norm(query, axis=1) * np.linalg.norm(stored, axis=1)
+    return np.asarray(1.0 - dots / np.where(norms == 0, 1.0, norms))
+
+
+def self_retrieval(sample: dict[str, list[Any]], rec: versions.VersionRecord) -> Check:
+    """Share of sampled chunks that rank in the top 10 when queried with their own text.
+
+    A chunk counts as found when the index returns it, returns a record with the
+    same text (duplicates cannot be told apart), or misses it although its exact
+    distance beats the 10th result: then the model is right and only the
+    approximate index skipped it. Those index misses are reported, not failed,
+    so the check judges the model and config, not HNSW's recall on one sample.
+    """
+    floor = tuning().self_retrieval_min
+    texts, ids = sample["documents"], sample["ids"]
+    if not texts:
+        return _result(True, None, floor, "no chunks to sample")
+    queries = _embed_queries(rec, texts)
+    own = distances(rec.config().space, queries,
+                    np.asarray(sample["embeddings"], dtype=np.float32))
+    hits = index_misses = 0
+    for i, top in enumerate(_query(rec, texts, K, queries.tolist())):
+        if any(r["id"] == ids[i] or r["text"] == texts[i] for r in top):
+            hits += 1
+        elif len(top) == K and own[i] < top[-1]["distance"] - EPS:
+            hits += 1
+            index_misses += 1
+    rate = hits / len(texts)
+    passed = floor is None or rate >= floor
+    note = f"; the index missed {index_misses} that rank there exactly" if index_misses else ""
+    return _result(passed, rate, floor,
+                   f"{hits} of {len(texts)} sampled chunks found themselves in the top {K}"
+                   f"{note}", index_misses=index_misses)
+
+
+def golden_recall(rec: versions.VersionRecord) -> Check | None:
+    """Mean recall@10 over the family's golden queries (None when it has none)."""
+    queries = golden.for_family(rec.family)
+    if not queries:
+        return None
+    floor = tuning().golden_min_recall
+    tops = _query(rec, [q.query for q in queries], K)
+    recalls = [golden.recall(q.expected, [r["source_id"] for r in top])
+               for q, top in zip(queries, tops, strict=True)]
+    value = float(np.mean(recalls))
+    worst = min(zip(recalls, [q.query for q in queries], strict=True), key=lambda x: x[0])
+    return _result(floor is None or value >= floor, value, floor,
+                   f"recall@{K} {value:.3f} over {len(queries)} golden queries "
+                   f"(worst {worst[0]:.2f}: {worst[1][:60]!r})", queries=len(queries))
+
+
+def agreement(sample: dict[str, list[Any]], rec: versions.VersionRecord) -> Check | None:
+    """Mean overlap@10 (by source id) with the active version on sampled texts."""
+    active = aliases.active_version(rec.family)
+    if active is None or active == rec.version:
+        return None
+    try:
+        other = versions.get(f"{rec.family}:{active}")
+    except NotFoundError:
+        return None
+    texts = sample["documents"][:AGREEMENT_SAMPLE]
+    if not texts:
+        return None
+    floor = tuning().agreement_min
+    mine, theirs = _query(rec, texts, K), _query(other, texts, K)
+    overlaps = [len({r["source_id"] for r in a} & {r["source_id"] for r in b}) / K
+                for a, b in zip(mine, theirs, strict=True)]
+    value = float(np.mean(overlaps))
+    return _result(floor is None or value >= floor, value, floor,
+                   f"mean overlap@{K} with active version {active!r}: {value:.3f} "
+                   f"on {len(texts)} sampled texts", against=active)
+
+
+def run_checks(rec: versions.VersionRecord, counts: ledger.Counts,
+               full: bool = True) -> dict[str, Check]:
+    """Every enabled check of ``rec``; ``full=False`` only checks completeness (syncs)."""
+    col = sink.open_collection(rec.collection)
+    knobs = tuning()
+    tolerance = knobs.max_error_ratio or 0.0
+    out: dict[str, Check] = {"completeness": completeness(counts, col.count(), tolerance)}
+    if full and col.count():
+        n = knobs.self_retrieval_sample
+        sample = _sample(col, n)
+        quality: dict[str, Callable[[], Check | None]] = {
+            "shape": lambda: shape(sample, rec),
+            "self_retrieval": lambda: self_retrieval(sample, rec),
+            "golden": lambda: golden_recall(rec),
+            "agreement": lambda: agreement(sample, rec),
+        }
+        for name, run in quality.items():
+            check = _guarded(name, run)
+            if check is not None:
+                out[name] = check
+    return out
+
+
+def _guarded(name: str, run: Callable[[], Check | None]) -> Check | None:
+    """Run one check; one that cannot run (the model fails on the control worker) fails.
+
+    An outage is raised instead, so the finalizing task retries it later.
+    """
+    try:
+        return run()
+    except Exception as exc:
+        err = classify(exc)
+        if isinstance(err, TransientError):
+            raise err from exc
+        return _result(False, None, None,
+                       f"the {name} check could not run: {type(exc).__name__}: {exc}"[:500])
+
+
+def failures(checks: dict[str, Check]) -> list[str]:
+    """One line per failed check, naming it, its value and its threshold."""
+    lines = []
+    for name, c in checks.items():
+        if c.get("passed"):
+            continue
+        value = c.get("value")
+        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+        lines.append(f"{name} failed: {shown} (threshold {c.get('threshold')}): {c.get('detail')}")
+    return lines
+
+
+def recheck(rec: versions.VersionRecord) -> dict[str, Check]:
+    """``reembed check``: run every check now and record the outcome on the version.
+
+    A ready or failed version follows the result (a fixed version becomes ready,
+    a damaged one failed); an active one stays active with its checks updated.
+    """
+    results = run_checks(rec, ledger.counts(rec.family, rec.version), full=True)
+    passed = all(c["passed"] for c in results.values())
+    versions.set_fields(rec.id, checks=results)
+    if rec.status in (versions.READY, versions.FAILED) and not runs.is_running(rec):
+        versions.set_status(rec.id, versions.READY if passed else versions.FAILED,
+                            "" if passed else "; ".join(failures(results)))
+    return results

@@ -1,0 +1,88 @@
+"""Finalizing a run: counts from the ledger, integrity checks, status, catch-up, flip.
+
+This is the chord callback of every fan-out, and the beat reconciler calls it
+for runs whose callback was lost. It trusts nothing the header tasks returned:
+counts come from the ledger and from Chroma, and a run is only decided once
+every one of its rows is settled. Calling it twice is harmless: the decision is
+recomputed from the same data and the flip is claimed once per run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..errors import AliasConflictError, StateError
+from ..store import aliases, ledger, versions
+from . import catchup, checks, runs
+from .run_model import FlipAction, FlipError, FlipErrorKind, Run
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What finalizing decided (``waiting`` when rows are still in flight)."""
+
+    version_id: str
+    status: str
+    counts: dict[str, int]
+    reason: str | None
+    flipped: bool
+    waiting: bool = False
+    caught_up: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"version": self.version_id, **{k: v for k, v in asdict(self).items()
+                                                if k != "version_id"}}
+
+
+def finalize(vid: str, run_id: str) -> Outcome:
+    """Decide run ``run_id`` of ``vid`` from the ledger and Chroma; catch up and flip if asked."""
+    rec, run = versions.get(vid), runs.get(run_id)
+    if rec.run_id != run_id:  # a newer run owns the version; its own callback decides
+        runs.supersede(run, f"version taken by run {rec.run_id}")
+        return Outcome(vid, rec.status, rec.counts, "superseded by a newer run", False)
+    counts = ledger.counts(rec.family, rec.version)
+    if counts.pending:  # a later round of this run is in flight; its callback decides
+        return Outcome(vid, rec.status, counts.as_dict(),
+                       f"{counts.pending} chunks still in flight", False, waiting=True)
+    runs.begin_finalize(run)
+    started = time.monotonic()
+    results = checks.run_checks(rec, counts, full=run.flip is not None or run.kind.full_checks)
+    passed = all(c["passed"] for c in results.values())
+    status = versions.READY if passed else versions.FAILED
+    reason = None if passed else "; ".join(checks.failures(results))
+    wants_flip = run.flip is not None and (passed or run.flip.force)
+    if wants_flip and not run.flip_claimed:
+        pending = catchup.next_round(run)
+        if pending is not None:
+            return Outcome(vid, rec.status, counts.as_dict(), pending, False, waiting=True)
+    runs.record(run, checks_s=round(time.monotonic() - started, 3))
+    if not runs.finish(run, status=status, counts=counts.as_dict(), reason=reason,
+                       checks=results, flipping=wants_flip):
+        return Outcome(vid, rec.status, counts.as_dict(), "superseded by a newer run", False)
+    if not wants_flip:
+        return Outcome(vid, status, counts.as_dict(), reason, False)
+    done = _flip_once(runs.get(run_id))
+    message = done.flip_error.message if done.flip_error else None
+    return Outcome(vid, status, counts.as_dict(), reason or message, done.flipped,
+                   caught_up=done.caught_up)
+
+
+def _flip_once(run: Run) -> Run:
+    """Flip the alias for this run, once; a refused or lost flip is recorded, not raised."""
+    if not runs.claim_flip(run):
+        return run
+    assert run.flip is not None
+    if run.flip.action == FlipAction.AUTO and aliases.active_version(run.family) == run.version:
+        return runs.flip_done(run, False, None)
+    try:
+        aliases.flip(run.family, run.version, force=run.flip.force, action=run.flip.action,
+                     expected_rev=run.flip.expected_rev, caught_up=run.caught_up)
+    except AliasConflictError as exc:
+        return runs.flip_done(run, False, FlipError(kind=FlipErrorKind.CONFLICT,
+                                                    message=str(exc)))
+    except StateError as exc:
+        return runs.flip_done(run, False, FlipError(kind=FlipErrorKind.REFUSED,
+                                                    message=str(exc)))
+    return runs.flip_done(run, True, None)

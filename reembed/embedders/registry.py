@@ -1,0 +1,133 @@
+"""The driver registry: every embedding driver by name, and the one factory.
+
+Each config driver (:data:`reembed.config.EmbedConfig`) has one entry here:
+how to build its embedder, how to know its dims without loading a model where
+that is possible, and how to tell offline whether this host can run it. A
+driver with no entry is an error, never a silent fallback to another driver.
+
+Models are heavy and must never be created before a fork (CUDA, torch thread
+pools), so embedders are built lazily on first use and cached once per
+process, keyed by pid and by the whole config (runtime fields too).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import AnyEmbedConfig
+from ..errors import ConfigError, ReembedError
+from . import availability
+from .availability import Availability
+from .base import Embedder
+from .device import worker_device
+
+
+@dataclass(frozen=True)
+class Driver:
+    """One driver: its factory, its dims without a model (None: ask the model), its check."""
+
+    build: Callable[[Any], Embedder]
+    dims_offline: Callable[[Any], int | None]
+    check: Callable[[AnyEmbedConfig], Availability]
+
+
+def _naive(config: Any) -> Embedder:
+    from .naive import NaiveEmbedder
+
+    return NaiveEmbedder(config)
+
+
+def _python(config: Any) -> Embedder:
+    from .python import load_python_embedder
+
+    return load_python_embedder(config)
+
+
+def _st(config: Any) -> Embedder:
+    from .sentence_transformers import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(config)
+
+
+def _onnx(config: Any) -> Embedder:
+    from .onnx import OnnxEmbedder
+
+    return OnnxEmbedder(config)
+
+
+def _ollama(config: Any) -> Embedder:
+    from .ollama import OllamaEmbedder
+
+    return OllamaEmbedder(config)
+
+
+def _folder_dims(config: Any) -> int | None:
+    from .sentence_transformers import dims_from_folder, resolve_model_path
+
+    return dims_from_folder(resolve_model_path(config.model))
+
+
+def _none(config: Any) -> int | None:
+    return None
+
+
+DRIVERS: dict[str, Driver] = {
+    "naive": Driver(_naive, _none, availability.builtin),
+    "python": Driver(_python, _none, availability.python_available),
+    "sentence-transformers": Driver(_st, _folder_dims, availability.st_available),
+    "onnx": Driver(_onnx, _folder_dims, availability.onnx_available),
+    "ollama": Driver(_ollama, _none, availability.ollama_available),
+}
+
+
+def driver(name: str) -> Driver:
+    """The registry entry of driver ``name``."""
+    try:
+        return DRIVERS[name]
+    except KeyError:
+        known = ", ".join(sorted(DRIVERS))
+        raise ConfigError(f"embedding driver {name!r} is not registered (known: {known})") \
+            from None
+
+
+def build_embedder(config: AnyEmbedConfig) -> Embedder:
+    """Construct a fresh embedder for ``config`` (heavy imports happen in the driver)."""
+    return driver(config.driver).build(config)
+
+
+_cache: dict[tuple[int, str], Embedder] = {}
+_lock = threading.Lock()
+
+
+def get_embedder(config: AnyEmbedConfig) -> Embedder:
+    """The process-wide embedder for ``config``, built on first use.
+
+    The cache key holds the pid, so a forked child never reuses its parent's
+    model. Inside a worker, the worker's device replaces the config's.
+    """
+    config = worker_device(config)
+    key = (os.getpid(), config.model_dump_json())  # runtime fields too: url, rates, device
+    with _lock:
+        if key not in _cache:
+            _cache[key] = build_embedder(config)
+        return _cache[key]
+
+
+def declared_dims(config: AnyEmbedConfig) -> int:
+    """Dims the config will produce, known without loading a model where possible."""
+    if config.dims is not None:
+        return config.dims
+    dims = driver(config.driver).dims_offline(config)
+    return int(get_embedder(config).dims) if dims is None else dims
+
+
+def check_available(config: AnyEmbedConfig) -> Availability:
+    """Whether this host can embed with ``config``, offline (``reembed doctor``)."""
+    try:
+        return driver(config.driver).check(config)
+    except ReembedError as exc:
+        return Availability(False, str(exc), availability.MODEL_FIX)

@@ -1,0 +1,53 @@
+"""``reembed resume``: finish a version's run from the ledger after its messages were lost.
+
+The broker may lose queued messages (Redis restarted without persistence, a
+queue purged). The ledger still knows every chunk: queued rows and rows whose
+lease expired are re-batched into the run at work on the version and sent
+again with a fresh callback; a run with nothing left to embed is finalized; a
+run lost while planning is planned again. Rows a live worker holds are left
+to it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..build import runs
+from ..build.run_model import RoundKind, Run, RunKind, RunState
+from ..build.start import RunSpec
+from ..naming import version_id
+from ..settings import tuning
+from ..store import ledger, versions
+from ..worker import bus, names
+from .requeue import RequeueReport, put_back
+
+
+def resume(family: str, label: str) -> RequeueReport:
+    """Re-send what version ``label`` of ``family`` still needs, from the ledger."""
+    rec = versions.get(version_id(family, label))
+    report = RequeueReport(family, label)
+    run = runs.current(rec)
+    if run is not None and run.state == RunState.PLANNING:
+        quiet = time.time() - run.touched
+        if quiet < tuning().planning_quiet_s:  # a planner may still be reading the source
+            report.note = f"the run is planning (last seen {quiet:.0f}s ago); try again later"
+            return report
+        report.note = "the run was lost while planning: planned again"
+        _replan(rec, run)
+        return report
+    rows = ledger.stalled_rows(family, label, time.time())
+    if rows:
+        put_back(report, rows, ledger.PENDING, RoundKind.RESUME)
+    elif run is not None and run.running:
+        runs.fan_out(run, [])
+        report.run_id, report.note = run.id, "nothing left to embed: finalizing"
+    else:
+        report.note = f"nothing to resume: the run is {run.state if run else 'none'}"
+    return report
+
+
+def _replan(rec: versions.VersionRecord, lost: Run) -> None:
+    spec = RunSpec(kind=RunKind.RESUME, family=rec.family, version=rec.version,
+                   embed=rec.embed, flip=lost.flip, queue=rec.queue,
+                   batch_chunks=lost.batch_chunks, force=True)
+    bus.send(names.START_RUN, spec=spec.model_dump(mode="json"))

@@ -1,0 +1,5 @@
+"""``python -m reembed.ops.cli``: the command line."""
+
+from . import main
+
+main()

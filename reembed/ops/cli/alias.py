@@ -1,0 +1,77 @@
+"""``reembed flip``, ``rollback`` and ``adopt``: where a family's readers point."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ...store import aliases
+from ..flips import FlipReport
+from . import render
+from .group import cli
+
+CATCH_UP = click.option("--catch-up/--no-catch-up", default=True, show_default=True,
+                        help="Sync the version with the source before flipping (needs workers).")
+TIMEOUT = click.option("--timeout", type=float, default=1800, show_default=True,
+                       help="Seconds to wait for the catch-up.")
+
+
+@cli.command("flip")
+@click.argument("family")
+@click.argument("version")
+@click.option("--force", is_flag=True, help="Flip even if the version is not ready.")
+@CATCH_UP
+@TIMEOUT
+def flip_cmd(family: str, version: str, force: bool, catch_up: bool, timeout: float) -> None:
+    """Catch VERSION up with the source, then point FAMILY's readers at it (atomic)."""
+    from ..flips import flip
+
+    report = flip(family, version, force=force, catch_up=catch_up, timeout=timeout,
+                  stream=sys.stderr)
+    res = report.result
+    forced = " (forced)" if res.forced else ""
+    _say(f"{family}: {res.previous or '(none)'} -> {res.target}{forced} [rev {res.rev}]", report)
+
+
+@cli.command("rollback")
+@click.argument("family")
+@CATCH_UP
+@TIMEOUT
+def rollback_cmd(family: str, catch_up: bool, timeout: float) -> None:
+    """Catch the previous version up, then point FAMILY's readers back at it."""
+    from ..flips import rollback
+
+    report = rollback(family, catch_up=catch_up, timeout=timeout, stream=sys.stderr)
+    res = report.result
+    _say(f"{family}: rolled back {res.previous} -> {res.target} [rev {res.rev}]", report)
+
+
+def _say(line: str, report: FlipReport) -> None:
+    click.echo(line + render.caught(report.caught_up))
+    if report.note:
+        click.echo(f"note: {report.note}", err=True)
+
+
+@cli.command("adopt")
+@click.argument("family")
+@click.option("--collection", required=True, help="The existing Chroma collection.")
+@click.option("--driver", required=True, help="Driver that made its vectors.")
+@click.option("--model", default=None, help="Model that made its vectors.")
+@click.option("--dims", type=int, default=None, help="Expected dims (checked).")
+@click.option("--version", "label", default="legacy", show_default=True)
+@click.option("--force", is_flag=True, help="Point the alias at it even if one exists.")
+def adopt_cmd(family: str, collection: str, driver: str, model: str | None, dims: int | None,
+              label: str, force: bool) -> None:
+    """Register an existing unversioned collection as a version, without rewriting it."""
+    from ...hygiene.adopt import adopt
+
+    got = adopt(family, collection, driver, model, dims, label, force)
+    rec = got.record
+    click.echo(f"{rec.id}: adopted {collection} ({got.count} vectors, {rec.embed['dims']} dims, "
+               f"config_fp {rec.config_fp[:12]})")
+    if got.flipped:
+        click.echo(f"{family}: alias -> {collection}")
+    else:
+        click.echo(f"{family}: alias left on {aliases.active_version(family)!r}; "
+                   "pass --force or flip later", err=True)

@@ -1,0 +1,107 @@
+"""``reembed run``: build (or bring up to date) a version of a family."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+from typing import Any
+
+import click
+from celery.result import AsyncResult
+
+from ...config import AnyEmbedConfig
+from ...errors import ReembedError
+from .group import cli
+
+
+@cli.command("run")
+@click.argument("family")
+@click.option("--driver", default=None,
+              help="sentence-transformers | onnx | ollama | python | naive (env EMBEDDING_DRIVER)")
+@click.option("--model", default=None, help="Model name or local folder (env EMBEDDING_FUNCTION)")
+@click.option("--dims", type=int, default=None, help="Expected dims (env EMBED_DIMS)")
+@click.option("--version", "label", default=None, help="Version label (env EMBED_VERSION)")
+@click.option("--flip", type=click.Choice(["auto", "manual"]), default="manual",
+              show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None,
+              help="cuda: the GPU queue; auto: the GPU queue if a CUDA worker consumes it now.")
+@click.option("--queue", type=click.Choice(["cpu", "gpu"]), default=None,
+              help="Send batches to this queue whatever the device says.")
+@click.option("--set", "settings_", multiple=True, metavar="FIELD=VALUE",
+              help="Any other config field, e.g. --set threads=2 --set requests_per_s=5 "
+                   "(VALUE is read as JSON when it parses).")
+@click.option("--chunk-size", type=int, default=None)
+@click.option("--chunk-overlap", type=int, default=None)
+@click.option("--batch-chunks", type=int, default=None,
+              help="Chunks per embedding task (default REEMBED_BATCH_CHUNKS, 256).")
+@click.option("--wait", is_flag=True, help="Follow progress until the version is ready.")
+@click.option("--timeout", type=float, default=0, help="Give up waiting after N seconds.")
+@click.option("--force", is_flag=True, help="Start even if a run of this version is in flight.")
+def run(family: str, driver: str | None, model: str | None, dims: int | None,
+        label: str | None, flip: str, device: str | None, queue: str | None,
+        settings_: tuple[str, ...], chunk_size: int | None, chunk_overlap: int | None,
+        batch_chunks: int | None, wait: bool, timeout: float, force: bool) -> None:
+    """Build (or bring up to date) a version of FAMILY with an embed config."""
+    from ...build.start import resolve
+
+    config = _config(driver, model, dims, device, settings_, chunk_size, chunk_overlap)
+    target = resolve(family, label or os.environ.get("EMBED_VERSION"),
+                     config.model_dump(mode="json"))
+    if target.config.driver == "naive":
+        click.echo("warning: the 'naive' driver is for tests; it matches words, not meaning",
+                   err=True)
+    task_id = uuid.uuid4().hex
+    result = _enqueue(task_id, family=family, version=target.label,
+                      embed=target.config.model_dump(mode="json"), flip=flip, queue=queue,
+                      batch_chunks=batch_chunks, force=force)
+    click.echo(target.version_id)
+    if wait:
+        _follow(task_id[:12], result, timeout)
+
+
+def _config(driver: str | None, model: str | None, dims: int | None, device: str | None,
+            pairs: tuple[str, ...], chunk_size: int | None, chunk_overlap: int | None
+            ) -> AnyEmbedConfig:
+    """The embed config the flags describe; named options win over ``--set``."""
+    from ...config import config_from_options
+
+    chunker = {k: v for k, v in (("size", chunk_size), ("overlap", chunk_overlap)) if v}
+    extra: dict[str, Any] = {"chunker": chunker} if chunker else {}
+    extra.update(_field_settings(pairs), **({"device": device} if device else {}))
+    named = {k: extra.pop(k, None) for k in ("driver", "model", "dims")}
+    return config_from_options(driver or named["driver"], model or named["model"],
+                               named["dims"] if dims is None else dims, **extra)
+
+
+def _enqueue(task_id: str, **kwargs: Any) -> AsyncResult:
+    from ...tasks import reembed_family
+
+    return reembed_family.apply_async(kwargs=kwargs, task_id=task_id)
+
+
+def _follow(run_id: str, result: AsyncResult, timeout: float) -> None:
+    """Follow the run on stderr; exit with its code (0 done, 1 failed, 2 refused)."""
+    from .. import follow
+
+    outcome = follow.wait(run_id, result, timeout, stream=sys.stderr)
+    if isinstance(outcome, str):
+        raise ReembedError(outcome)
+    code, message = follow.final_message(outcome)
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def _field_settings(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``FIELD=VALUE`` pairs as config fields; VALUE as JSON when it parses, else a string."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        field, sep, raw = pair.partition("=")
+        if not sep or not field.strip():
+            raise click.BadParameter(f"{pair!r} is not FIELD=VALUE", param_hint="--set")
+        try:
+            out[field.strip()] = json.loads(raw)
+        except ValueError:
+            out[field.strip()] = raw
+    return out

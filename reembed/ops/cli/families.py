@@ -1,0 +1,80 @@
+"""``reembed family`` and ``reembed load``: registering sources and trying them out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from . import render
+from .group import JSON, cli
+
+
+@cli.group("family")
+def family_group() -> None:
+    """Register and list families (a source collection and how to read it)."""
+
+
+@family_group.command("add")
+@click.argument("name")
+@click.option("--collection", required=True, help="Source collection (read only).")
+@click.option("--text-key", default="text", show_default=True)
+@click.option("--time-key", default=None)
+@click.option("--updated-key", default=None,
+              help="Field every writer stamps on insert and edit (datetime or epoch seconds); "
+                   "syncs then read only documents stamped since the last scan.")
+@click.option("--filter", "filter_json", default=None, help='e.g. \'{"content": {"$ne": null}}\'')
+@click.option("--meta", multiple=True, help="Field to carry into Chroma metadata (repeatable).")
+@click.option("--db", default=None, help="Database of the source (default REEMBED_DB).")
+def family_add(name: str, collection: str, text_key: str, time_key: str | None,
+               updated_key: str | None, filter_json: str | None, meta: tuple[str, ...],
+               db: str | None) -> None:
+    """Register family NAME."""
+    from pydantic import ValidationError
+
+    from ...store.family import Family, add_family
+
+    try:
+        query = json.loads(filter_json) if filter_json else {}
+    except ValueError as exc:
+        raise click.BadParameter(f"{filter_json!r} is not JSON ({exc}); a filter is a Mongo "
+                                 "query document", param_hint="--filter") from None
+    try:
+        fam = Family(name=name, collection=collection, text_key=text_key, time_key=time_key,
+                     updated_key=updated_key, filter=query, meta=meta, db=db)
+    except ValidationError as exc:
+        raise click.UsageError(exc.errors()[0]["msg"]) from None
+    add_family(fam)
+    click.echo(f"family {name!r}: {fam.db or 'default db'}.{collection} text={text_key} "
+               f"time={time_key} updated={updated_key} filter={query} meta={list(meta)}")
+
+
+@family_group.command("list")
+@JSON
+def family_list(as_json: bool) -> None:
+    """List registered families."""
+    from ...store.family import list_families
+
+    fams = [f.model_dump() for f in list_families()]
+    if as_json:
+        click.echo(render.as_json(fams))
+        return
+    for f in fams:
+        click.echo(f"{f['name']}: {f['collection']} text={f['text_key']} time={f['time_key']}")
+
+
+@cli.command("load")
+@click.argument("family")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def load(family: str, path: Path) -> None:
+    """Import FAMILY's documents from a JSON Lines file (for trying things out)."""
+    from bson import json_util
+
+    from ...store.family import get_family
+    from ..corpus import insert, read_jsonl
+
+    fam = get_family(family)
+    docs = (json_util.loads(json.dumps(d)) for d in read_jsonl(path))
+    n = insert(fam.source(), docs)
+    click.echo(f"loaded {n} documents into {fam.collection}")

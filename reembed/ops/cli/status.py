@@ -1,0 +1,72 @@
+"""``reembed status``, ``versions`` and ``doctor``: what is there and whether it works."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from ...store import aliases
+from .. import progress
+from . import render
+from .group import JSON, cli
+
+
+@cli.command("status")
+@click.argument("family", required=False)
+@JSON
+def status(family: str | None, as_json: bool) -> None:
+    """Versions with counts by status, last errors, lag, queue depths and beat liveness."""
+    from ...store.family import list_families
+
+    names = [family] if family else [f.name for f in list_families()]
+    data: dict[str, dict[str, Any]] = {
+        n: {"alias": aliases.get(n), "versions": progress.version_rows(n)} for n in names}
+    queues_now = progress.queue_depths()
+    tick = progress.beat_last_tick()
+    if as_json:
+        click.echo(render.as_json({"families": data, "queues": queues_now, "beat_last_tick": tick,
+                          "totals": progress.totals(data, queues_now)}))
+        return
+    for name, info in data.items():
+        alias = info["alias"] or {}
+        click.echo(f"{name}  alias -> {alias.get('target') or '(none)'}")
+        render.versions_table(info["versions"])
+    click.echo("queues: " + ", ".join(f"{q} {'?' if n is None else n} waiting"
+                                      for q, n in queues_now.items()))
+    click.echo(f"beat: last tick {tick.isoformat() if tick else 'never seen'}")
+
+
+@cli.command("versions")
+@click.argument("family")
+@JSON
+def versions_cmd(family: str, as_json: bool) -> None:
+    """Every version of FAMILY with status, counts, rate and collection."""
+    from ...store.family import get_family
+
+    get_family(family)
+    rows = progress.version_rows(family)
+    if as_json:
+        click.echo(render.as_json(rows))
+    else:
+        render.versions_table(rows)
+
+
+@cli.command("doctor")
+@click.option("--family", "families", multiple=True,
+              help="Check only this family's models (repeatable; default every family).")
+@JSON
+def doctor_cmd(families: tuple[str, ...], as_json: bool) -> None:
+    """Check every component from this host, one line each; exit 1 when one fails."""
+    from .. import doctor
+
+    checks = doctor.run(list(families) or None)
+    if as_json:
+        click.echo(render.as_json({"ok": not doctor.failed(checks),
+                          "checks": [c.as_dict() for c in checks]}))
+    else:
+        for c in checks:
+            click.echo(c.line())
+    if doctor.failed(checks):
+        sys.exit(1)

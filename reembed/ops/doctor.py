@@ -1,0 +1,283 @@
+"""``reembed doctor``: is every part of the system there, and what to do if one is not.
+
+Each check looks at one component from the host doctor runs on, with a short
+timeout, so a dead component is reported in seconds instead of hanging the
+command: the broker, the result backend, MongoDB, Chroma (with the token
+workers send), a consuming worker per queue, beat's liveness tick, and the
+models of every active and building version. A check that needs a component
+found down is skipped and says so. Every URI printed has its password redacted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from .. import queues
+from ..redact import redact
+from ..settings import Settings, settings
+
+OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
+TIMEOUT_S = 2.0
+INSPECT_TIMEOUT_S = 1.5
+STALE_TICKS = 3  # beat is stale after this many tick intervals without a tick
+WORKER_OF = {queues.CONTROL: "control", queues.EMBED_CPU: "cpu", queues.EMBED_GPU: "gpu"}
+STACK_HINT = "local stack: `reembed stack up`"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One component's verdict: ``ok``, ``warn``, ``FAIL`` or ``skip``, and how to fix it."""
+
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        """``STATUS name: detail``, then ``-- fix: ...`` when something is wrong."""
+        text = f"{self.status:<4} {self.name}: {self.detail}"
+        return f"{text} -- fix: {self.fix}" if self.fix and self.status != OK else text
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def failed(checks: list[Check]) -> bool:
+    """Whether any check failed (warnings and skips alone do not fail doctor)."""
+    return any(c.status == FAIL for c in checks)
+
+
+# -- redaction -----------------------------------------------------------------
+
+def _redacted(check: Check) -> Check:
+    return replace(check, detail=redact(check.detail), fix=redact(check.fix))
+
+
+# -- the run -------------------------------------------------------------------
+
+
+def run(families: list[str] | None = None) -> list[Check]:
+    """Every check, in dependency order; ``families`` limits the model checks to those."""
+    s = settings()
+    broker = check_redis("broker", s.broker_url, "CELERY_BROKER_URL")
+    mongo = check_mongo(s)
+    out = [broker, check_backend(s, broker), mongo, check_chroma(s)]
+    mongo_up = mongo.status == OK
+    if broker.status == OK:
+        out += check_workers(s, gpu_waiting if mongo_up else None)
+    else:
+        out.append(Check("workers", SKIP, "the broker is down: no worker can be asked"))
+    if mongo_up:
+        out += [check_beat(), *check_models(families)]
+    else:
+        out.append(Check("beat, models", SKIP, "MongoDB is down: nothing to read them from"))
+    return [_redacted(c) for c in out]
+
+
+def _short(exc: BaseException) -> str:
+    """The first line of an error, at most 200 characters (driver errors can be pages)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+# -- services ------------------------------------------------------------------
+
+
+def check_redis(name: str, url: str, variable: str) -> Check:
+    """A Redis ``PING`` at ``url`` with short connect and read timeouts."""
+    import redis
+
+    fix = f"start Redis or fix {variable} ({STACK_HINT})"
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=TIMEOUT_S,
+                                      socket_connect_timeout=TIMEOUT_S)
+        with client:
+            client.ping()
+    except (redis.RedisError, ValueError) as exc:
+        return Check(name, FAIL, f"no answer from {url}: {_short(exc)}", fix)
+    return Check(name, OK, f"{url} answers PING")
+
+
+def check_backend(s: Settings, broker: Check) -> Check:
+    """The result backend: the broker's Redis (its verdict), another Redis, or unchecked."""
+    if s.result_backend == s.broker_url:
+        return replace(broker, name="result backend", detail="the broker's Redis (see broker)")
+    if s.result_backend.startswith(("redis://", "rediss://", "unix://")):
+        return check_redis("result backend", s.result_backend, "CELERY_RESULT_BACKEND")
+    return Check("result backend", WARN, f"{s.result_backend}: doctor checks Redis backends only")
+
+
+def check_mongo(s: Settings) -> Check:
+    """A ``ping``, then the collections of reembed's database (it must be readable)."""
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    ms = int(TIMEOUT_S * 1000)
+    client: MongoClient[dict[str, Any]]
+    fix = f"start MongoDB or fix MONGODB_URI ({STACK_HINT})"
+    try:
+        with MongoClient(s.mongodb_uri, serverSelectionTimeoutMS=ms, connectTimeoutMS=ms,
+                         socketTimeoutMS=ms) as client:
+            client.admin.command("ping")
+            try:
+                names = client[s.db].list_collection_names()
+            except PyMongoError as exc:
+                return Check("mongo", FAIL, f"{s.mongodb_uri} answers, but database {s.db!r} "
+                             f"cannot be read: {_short(exc)}",
+                             f"grant the MONGODB_URI user read/write on {s.db!r}, "
+                             "or fix REEMBED_DB")
+    except PyMongoError as exc:
+        cause = _short(exc).split(" (configured timeouts")[0].split(", Timeout:")[0]
+        return Check("mongo", FAIL, f"no answer from {s.mongodb_uri}: {cause}", fix)
+    return Check("mongo", OK, f"{s.mongodb_uri} answers; database {s.db!r} has "
+                              f"{len(names)} collections")
+
+
+def check_chroma(s: Settings) -> Check:
+    """The heartbeat (public), then a call that needs the token workers send."""
+    import httpx
+
+    from ..store.sink import auth_headers
+
+    url = f"{'https' if s.chroma_ssl else 'http'}://{s.chroma_host}:{s.chroma_port}"
+    counted = "/api/v2/tenants/default_tenant/databases/default_database/collections_count"
+    try:
+        with httpx.Client(base_url=url, timeout=TIMEOUT_S, headers=auth_headers(s)) as http:
+            http.get("/api/v2/heartbeat").raise_for_status()
+            response = http.get(counted)
+    except httpx.HTTPError as exc:
+        return Check("chroma", FAIL, f"no answer from {url}: {_short(exc)}",
+                     f"start Chroma (`chroma run`) or fix CHROMA_HOST/CHROMA_PORT/CHROMA_URL "
+                     f"({STACK_HINT})")
+    if response.status_code in (401, 403):
+        said = "rejected the token in CHROMA_TOKEN" if s.chroma_token else "wants a token"
+        return Check("chroma", FAIL, f"{url} {said} (HTTP {response.status_code})",
+                     "set CHROMA_TOKEN to the token the server (or its proxy) expects")
+    if not response.is_success:
+        return Check("chroma", FAIL, f"{url} answered HTTP {response.status_code} to "
+                                     f"{counted}", "look at the Chroma server's log")
+    token = ", token accepted" if s.chroma_token else ""
+    return Check("chroma", OK, f"{url} answers; {response.text.strip()} collections{token}")
+
+
+# -- workers -------------------------------------------------------------------
+
+
+def check_workers(s: Settings,
+                  gpu_demand: Callable[[], list[str]] | None = None) -> list[Check]:
+    """One check per queue: which workers consume it (one broadcast, a short wait)."""
+    from celery import Celery
+
+    app = Celery(broker=s.broker_url)
+    try:
+        replies = app.control.inspect(timeout=INSPECT_TIMEOUT_S).active_queues() or {}
+    except Exception as exc:  # kombu raises by transport; any failure means no answer
+        return [Check("workers", FAIL, f"broadcast failed: {_short(exc)}",
+                      "check the broker and CELERY_BROKER_URL")]
+    finally:
+        app.close()
+    return [queue_check(q, consumers(replies, q), gpu_demand) for q in queues.ALL]
+
+
+def consumers(replies: dict[str, list[dict[str, Any]]], queue: str) -> list[str]:
+    """The workers whose ``active_queues`` reply lists ``queue``."""
+    return sorted(w for w, qs in replies.items() if any(q.get("name") == queue for q in qs))
+
+
+def queue_check(queue: str, workers: list[str],
+                gpu_demand: Callable[[], list[str]] | None) -> Check:
+    """ok with consumers; no consumer is a failure, except on the GPU queue with no work."""
+    name = f"workers {queue}"
+    if workers:
+        return Check(name, OK, f"consumed by {', '.join(workers)}")
+    fix = f"start one: python -m workers.{WORKER_OF[queue]}"
+    if queue != queues.EMBED_GPU:
+        return Check(name, FAIL, "no worker consumes it", fix)
+    waiting = gpu_demand() if gpu_demand else []
+    if waiting:
+        return Check(name, FAIL, f"no worker consumes it, and batches wait there: "
+                                 f"{', '.join(waiting)}", fix)
+    return Check(name, WARN, "no worker consumes it (no version waits on it now)", fix)
+
+
+def gpu_waiting() -> list[str]:
+    """Versions routed to the GPU queue that have queued rows, as ``<id> (<n> queued)``."""
+    from ..store import ledger, versions
+    from ..store.family import list_families
+
+    out = []
+    for fam in list_families():
+        for rec in versions.for_family(fam.name):
+            if rec.queue == queues.EMBED_GPU and rec.status in versions.LIVE:
+                n = ledger.counts(rec.family, rec.version)[ledger.QUEUED]
+                if n:
+                    out.append(f"{rec.id} ({n} queued)")
+    return out
+
+
+# -- beat ----------------------------------------------------------------------
+
+
+def tick_interval() -> float:
+    """Seconds between beat's liveness ticks, as beat reads them (0: the tick is off)."""
+    from ..worker.schedule import interval
+
+    return interval("beat-tick")
+
+
+def check_beat(now: datetime | None = None) -> Check:
+    """beat's last tick, recorded by a control worker, against the tick interval."""
+    from .progress import beat_last_tick
+
+    return beat_verdict(beat_last_tick(), now or datetime.now(UTC), tick_interval())
+
+
+def beat_verdict(tick: datetime | None, now: datetime, every: float) -> Check:
+    """Stale after :data:`STALE_TICKS` intervals: beat, or the control worker, is not running."""
+    fix = ("run exactly one `celery -A reembed.worker.app beat` per broker, and a control worker "
+           "(it records the tick)")
+    if every <= 0:
+        return Check("beat", WARN, "the liveness tick is off (REEMBED_BEAT_TICK_S=0)")
+    if tick is None:
+        return Check("beat", FAIL, "no tick was ever recorded", fix)
+    age, stale = (now - tick).total_seconds(), STALE_TICKS * every
+    when = f"last tick {age:.0f}s ago ({tick.isoformat(timespec='seconds')})"
+    if age > stale:
+        return Check("beat", FAIL, f"{when}; stale after {stale:g}s", fix)
+    return Check("beat", OK, f"{when}; ticks every {every:g}s")
+
+
+# -- models --------------------------------------------------------------------
+
+
+def check_models(families: list[str] | None = None) -> list[Check]:
+    """Offline availability of each active and building version's model."""
+    from ..store.family import list_families
+
+    known = [f.name for f in list_families()]
+    names = families or known
+    out = [Check(f"family {n}", FAIL, "not registered", "reembed family add ...")
+           for n in names if n not in known]
+    out += list(_model_checks([n for n in names if n in known]))
+    return out or [Check("models", OK, "no active or building version to check")]
+
+
+def _model_checks(families: list[str]) -> Iterator[Check]:
+    from ..embedders.availability import Availability
+    from ..embedders.registry import check_available
+    from ..errors import ReembedError
+    from ..store import aliases, versions
+
+    for family in families:
+        active = aliases.active_version(family)
+        for rec in versions.for_family(family):
+            if rec.version != active and rec.status != versions.BUILDING:
+                continue
+            try:
+                found = check_available(rec.config())
+            except ReembedError as exc:
+                found = Availability(False, str(exc), "rebuild with a valid config")
+            yield Check(f"model {rec.id}", OK if found.ok else FAIL, found.detail, found.fix)

@@ -1,0 +1,67 @@
+"""Talking to the broker: sending tasks by name, fanning out batches, asking workers.
+
+Every fan-out (a build, a sync round, a catch-up round, a requeue of failed or
+expired rows) is the same shape: ``chord(embed_batch x N)(finalize_version)``
+for the run that owns the rows. Tasks are sent by name (:mod:`.names`), so the
+library modules that send them never import the task module. The app is
+imported on first use: it reads the broker from the environment when built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, chord
+from celery.canvas import Signature
+from celery.result import AsyncResult
+
+from ..queues import CONTROL, DEVICE_CONF_KEY, EMBED_CPU
+from . import names
+
+INSPECT_TIMEOUT_S = 1.5
+
+Consumers = dict[str, str]  # worker name -> the device it embeds on
+
+
+def app() -> Celery:
+    """The configured Celery app."""
+    from .app import app as configured
+
+    return configured
+
+
+def send(name: str, task_id: str | None = None, **kwargs: Any) -> AsyncResult:
+    """Send task ``name`` with keyword arguments (routed by :data:`.names.ROUTES`)."""
+    return app().send_task(name, kwargs=kwargs, task_id=task_id)
+
+
+def finalize_signature(vid: str, run_id: str) -> Signature:
+    """The chord callback of run ``run_id`` of version ``vid``."""
+    return app().signature(names.FINALIZE, args=(vid, run_id), immutable=True, queue=CONTROL)
+
+
+def fan_out(vid: str, run_id: str, batches: list[str], queue: str | None) -> str:
+    """Enqueue ``batches`` of ``vid`` on ``queue`` (none: the CPU queue) and finalize the
+    run after them; the id of the callback task.
+
+    With no batches the callback is sent alone (a run with nothing to embed
+    still gets its counts and checks).
+    """
+    callback = finalize_signature(vid, run_id)
+    if not batches:
+        return str(callback.apply_async().id)
+    header = [app().signature(names.EMBED_BATCH, args=(vid, key), immutable=True,
+                              queue=queue or EMBED_CPU) for key in batches]
+    return str(chord(header)(callback).id)
+
+
+def consumers(queue: str) -> Consumers:
+    """Workers consuming ``queue`` now, each with the device it advertises (a broadcast)."""
+    inspect = app().control.inspect(timeout=INSPECT_TIMEOUT_S)
+    try:
+        queues = inspect.active_queues() or {}
+        confs = inspect.conf(with_defaults=False) or {}
+    except Exception:  # no broker or no reply: nobody is known to consume it
+        return {}
+    return {name: str((confs.get(name) or {}).get(DEVICE_CONF_KEY, "cpu"))
+            for name, qs in queues.items() if any(q.get("name") == queue for q in qs)}
