@@ -21,10 +21,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-# The fault suite: kills workers and restarts services mid-build (not part of `test`).
+# The fault suite: kills workers and restarts services mid-build (CI runs it after `test`).
 chaos: $(STAMP)
 	$(PY) -m pytest tests/faults -p no:cacheprovider -v
 
+# Style, types, and the layers of the package (import-linter contracts in pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check reembed workers tests bench beat_schedule.py
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache

@@ -35,9 +35,9 @@ def generate_label(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
 
 
-def version_id(family: str, label: str) -> str:
+def version_id(family: str, version: str) -> str:
     """The ``embedding_versions`` key: ``<family>:<label>``."""
-    return f"{family}:{label}"
+    return f"{family}:{version}"
 
 
 def split_version_id(vid: str) -> tuple[str, str]:
@@ -65,14 +65,14 @@ def model_slug(model: str) -> str:
     return _slug(tail).strip("._-") or "model"
 
 
-def collection_name(family: str, label: str, model: str) -> str:
+def collection_name(family: str, version: str, model: str) -> str:
     """``<family>__v<label>__<model>``, valid for Chroma and unique per (family, label, model)."""
-    version_part = label if label[:1] in "vV" else f"v{label}"
+    version_part = version if version[:1] in "vV" else f"v{version}"
     raw = f"{family}__{version_part}__{model_slug(model)}"
     name = _slug(raw).strip("._-")
     lossy = name != raw or model_slug(model) != model  # a path prefix or odd chars dropped
     if lossy or len(name) > MAX_NAME - 10 or len(name) < 3 or IPV4_RE.match(name):
-        digest = sha256_hex("\x00".join((family, label, model)))[:8]
+        digest = sha256_hex("\x00".join((family, version, model)))[:8]
         name = f"{name[: MAX_NAME - 10].rstrip('._-')}-{digest}".lstrip("._-")
     if not is_valid_collection_name(name):
         raise NamingError(f"could not derive a valid Chroma collection name from {raw!r}")
@@ -84,10 +84,10 @@ def chroma_id(source_id: str, chunk_id: int, content_fp: str) -> str:
     return f"{source_id}:{chunk_id}:{content_fp[:8]}"
 
 
-def ledger_id(source_id: str, chunk_id: int, label: str, family: str) -> str:
+def ledger_id(source_id: str, chunk_id: int, version: str, family: str) -> str:
     """The ledger ``_id``: ``<source_id>:<chunk_id>:<version>`` plus ``:<family>``.
 
     The family suffix keeps two families that share source ids and a version
     label from colliding on the primary key.
     """
-    return f"{source_id}:{chunk_id}:{label}:{family}"
+    return f"{source_id}:{chunk_id}:{version}:{family}"

@@ -78,9 +78,9 @@ def is_busy(rows: list[Row], run_id: str, now: float) -> bool:
                for r in rows)
 
 
-def plan_build(family: Family, label: str, config: AnyEmbedConfig, run_id: str,
+def plan_build(family: Family, version: str, config: AnyEmbedConfig, run_id: str,
                batcher: Batcher, page_size: int = 1000, since: Any = None) -> Plan:
-    """Queue, under ``batcher``'s keys, every chunk version ``label`` lacks and every
+    """Queue, under ``batcher``'s keys, every chunk version ``version`` lacks and every
     source it must forget.
 
     New and changed documents come from one pass over the source (only those
@@ -90,22 +90,22 @@ def plan_build(family: Family, label: str, config: AnyEmbedConfig, run_id: str,
     """
     plan = Plan(watermark=source.newest(family), since=since if family.updated_key else None)
     plan.batches = batcher.keys
-    had_rows = ledger.has_rows(family.name, label)
+    had_rows = ledger.has_rows(family.name, version)
     before = source.count(family, plan.since)
     max_chars = tuning().max_text_chars
     for page in source.iter_pages(family, page_size, plan.since):
         plan.sources += len(page)
-        _plan_page(family, label, config, run_id, page, batcher, plan, max_chars)
+        _plan_page(family, version, config, run_id, page, batcher, plan, max_chars)
     _check_complete(family, plan.sources, before, plan.since)
     if had_rows:
-        _plan_deletions(family, label, batcher, plan, page_size)
+        _plan_deletions(family, version, batcher, plan, page_size)
     return plan
 
 
-def _plan_page(family: Family, label: str, config: AnyEmbedConfig, run_id: str,
+def _plan_page(family: Family, version: str, config: AnyEmbedConfig, run_id: str,
                page: list[source.Doc], batcher: Batcher, plan: Plan, max_chars: int) -> None:
     docs = [read_document(d, family, config, max_chars) for d in page]
-    existing = ledger.rows_for_sources(family.name, label, [d.source_id for d in docs])
+    existing = ledger.rows_for_sources(family.name, version, [d.source_id for d in docs])
     ops: list[Any] = []
     now = ledger.epoch()
     for doc in docs:
@@ -117,7 +117,7 @@ def _plan_page(family: Family, label: str, config: AnyEmbedConfig, run_id: str,
             continue
         chunk_ids = sorted({c.chunk_id for c in doc.chunks} | {r.chunk_id for r in rows} | {0})
         key = batcher.key_for(max(1, len(doc.chunks)))
-        ops += ledger.queue_ops(family.name, label, config.config_fp, key, doc.ref,
+        ops += ledger.queue_ops(family.name, version, config.config_fp, key, doc.ref,
                                 doc.source_id, chunk_ids)
         plan.dirty_sources += 1
         plan.new_sources += not rows
@@ -125,17 +125,17 @@ def _plan_page(family: Family, label: str, config: AnyEmbedConfig, run_id: str,
     ledger.apply(ops)
 
 
-def _plan_deletions(family: Family, label: str, batcher: Batcher, plan: Plan,
+def _plan_deletions(family: Family, version: str, batcher: Batcher, plan: Plan,
                     page_size: int) -> None:
     """Queue the sources the ledger knows but the source no longer has (the batch deletes)."""
-    for heads in ledger.source_heads(family.name, label, page_size):
+    for heads in ledger.source_heads(family.name, version, page_size):
         present = source.existing_refs(family, [h.source_ref for h in heads])
         gone = [h.source_id for h in heads if source.source_id(h.source_ref) not in present]
         by_batch: dict[str, list[str]] = {}
         for sid in gone:
             by_batch.setdefault(batcher.key_for(1), []).append(sid)
         for key, sids in by_batch.items():
-            ledger.assign_sources(family.name, label, sids, key)
+            ledger.assign_sources(family.name, version, sids, key)
         plan.dirty_sources += len(gone)
         plan.deleted_sources += len(gone)
 

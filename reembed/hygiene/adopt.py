@@ -36,8 +36,8 @@ class Adopted:
 
 
 def adopt(family: str, collection: str, driver: str, model: str | None, dims: int | None,
-          label: str = versions.LEGACY, force: bool = False) -> Adopted:
-    """Register ``collection`` as version ``label`` of ``family`` and flip to it.
+          version: str = versions.LEGACY, force: bool = False) -> Adopted:
+    """Register ``collection`` as version ``version`` of ``family`` and flip to it.
 
     The alias only moves when the family has none yet (or with ``force``): an
     adoption must not silently replace what readers use today.
@@ -48,11 +48,11 @@ def adopt(family: str, collection: str, driver: str, model: str | None, dims: in
     if not sample.size:
         raise StateError(f"Chroma collection {collection!r} holds no vectors: nothing to adopt")
     config = _config(driver, model, dims, sample)
-    rec = _register(family, label, collection, config, col.count())
+    rec = _register(family, version, collection, config, col.count())
     current = aliases.active_version(family)
     flipped = False
     if current is None or force:
-        aliases.flip(family, label, action="adopt")
+        aliases.flip(family, version, action="adopt")
         flipped = True
     return Adopted(versions.get(rec.id), col.count(), flipped)
 
@@ -84,12 +84,12 @@ def _model_dims(config: AnyEmbedConfig) -> int | None:
         return None
 
 
-def _register(family: str, label: str, collection: str, config: AnyEmbedConfig,
+def _register(family: str, version: str, collection: str, config: AnyEmbedConfig,
               count: int) -> versions.VersionRecord:
-    vid = version_id(family, label)
+    vid = version_id(family, version)
     now = datetime.now(UTC)
     doc = {
-        "_id": vid, "family": family, "version": label, "collection": collection,
+        "_id": vid, "family": family, "version": version, "collection": collection,
         "embed": config.model_dump(mode="json"), "config_fp": config.config_fp,
         "status": versions.READY, "counts": {"planned": count, "done": count},
         "created_at": now, "finished_at": now, "checks": {}, "run_id": None,
@@ -99,6 +99,6 @@ def _register(family: str, label: str, collection: str, config: AnyEmbedConfig,
         owned(VERSIONS).insert_one(doc)
     rec = versions.get(vid)
     if not rec.adopted or rec.collection != collection:
-        raise ConfigError(f"version {label!r} of {family!r} already exists "
+        raise ConfigError(f"version {version!r} of {family!r} already exists "
                           f"(collection {rec.collection!r}); choose another --version")
     return rec

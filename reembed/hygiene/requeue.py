@@ -77,12 +77,12 @@ def _due(row: Row, t: float) -> bool:
     return row.failed_at + backoff_s(row.attempts or 1) <= t
 
 
-def retry(family: str, label: str, dead: bool = False) -> RequeueReport:
+def retry(family: str, version: str, dead: bool = False) -> RequeueReport:
     """``reembed retry``: retry a version's failed rows now; with ``dead`` the dead ones too."""
-    versions.get(version_id(family, label))
+    versions.get(version_id(family, version))
     statuses = [ledger.ERROR, *([ledger.DEAD] if dead else [])]
-    rows = ledger.retryable_rows(family, label, statuses, SCAN_LIMIT * 10)
-    report = RequeueReport(family, label)
+    rows = ledger.retryable_rows(family, version, statuses, SCAN_LIMIT * 10)
+    report = RequeueReport(family, version)
     if rows:
         put_back(report, rows, statuses, RoundKind.RETRY, reset_attempts=dead)
     return report

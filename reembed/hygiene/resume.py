@@ -22,10 +22,10 @@ from ..worker import bus, names
 from .requeue import RequeueReport, put_back
 
 
-def resume(family: str, label: str) -> RequeueReport:
+def resume(family: str, version: str) -> RequeueReport:
     """Re-send what version ``label`` of ``family`` still needs, from the ledger."""
-    rec = versions.get(version_id(family, label))
-    report = RequeueReport(family, label)
+    rec = versions.get(version_id(family, version))
+    report = RequeueReport(family, version)
     run = runs.current(rec)
     if run is not None and run.state == RunState.PLANNING:
         quiet = time.time() - run.touched
@@ -35,7 +35,7 @@ def resume(family: str, label: str) -> RequeueReport:
         report.note = "the run was lost while planning: planned again"
         _replan(rec, run)
         return report
-    rows = ledger.stalled_rows(family, label, time.time())
+    rows = ledger.stalled_rows(family, version, time.time())
     if rows:
         put_back(report, rows, ledger.PENDING, RoundKind.RESUME)
     elif run is not None and run.running:

@@ -65,14 +65,14 @@ def _story(text: str) -> None:
                    f"{report.caught_up} documents", err=True)
 
 
-def _build(label: str, embed: dict[str, str]) -> None:
+def _build(version: str, embed: dict[str, str]) -> None:
     from ..build.start import resolve_config
     from ..tasks import reembed_family
 
     task_id = uuid.uuid4().hex
     config = resolve_config(embed)
     result = reembed_family.apply_async(
-        kwargs={"family": FAMILY, "version": label, "embed": config.model_dump(mode="json"),
+        kwargs={"family": FAMILY, "version": version, "embed": config.model_dump(mode="json"),
                 "flip": "auto"}, task_id=task_id)
     started = time.monotonic()
     outcome = follow.wait(task_id[:12], result, stream=sys.stderr)
@@ -87,8 +87,8 @@ def _build(label: str, embed: dict[str, str]) -> None:
         raise click.ClickException(message)
 
 
-def _show(label: str, text: str) -> None:
-    click.secho(f"\n-- {label}", bold=True, err=True)
-    for i, hit in enumerate(query(FAMILY, text, k=3, version=label), 1):
+def _show(version: str, text: str) -> None:
+    click.secho(f"\n-- {version}", bold=True, err=True)
+    for i, hit in enumerate(query(FAMILY, text, k=3, version=version), 1):
         snippet = " ".join(hit.text.split())[:150]
         click.echo(f"{i}. [{hit.metadata.get('topic')}] {hit.distance:.3f}  {snippet}")

@@ -32,11 +32,11 @@ class FlipReport:
     note: str | None = None
 
 
-def flip(family: str, label: str, *, force: bool = False, catch_up: bool = True,
+def flip(family: str, version: str, *, force: bool = False, catch_up: bool = True,
          expected_rev: int | None = None, timeout: float = 0,
          stream: TextIO | None = None) -> FlipReport:
     """Catch version ``label`` up with the source, then point ``family``'s alias at it."""
-    return _move(family, label, FlipIntent(action=FlipAction.FLIP, force=force,
+    return _move(family, version, FlipIntent(action=FlipAction.FLIP, force=force,
                                            expected_rev=expected_rev), catch_up, timeout, stream)
 
 
@@ -48,13 +48,13 @@ def rollback(family: str, *, force: bool = False, catch_up: bool = True, timeout
                                            expected_rev=rev), catch_up, timeout, stream)
 
 
-def _move(family: str, label: str, intent: FlipIntent, catch_up: bool, timeout: float,
+def _move(family: str, version: str, intent: FlipIntent, catch_up: bool, timeout: float,
           stream: TextIO | None) -> FlipReport:
-    rec = versions.get(version_id(family, label))
+    rec = versions.get(version_id(family, version))
     aliases.check_flippable(rec, intent.force)
     aliases.check_collection(rec)
     if rec.adopted or not catch_up:
-        res = aliases.flip(family, label, force=intent.force, action=intent.action,
+        res = aliases.flip(family, version, force=intent.force, action=intent.action,
                            expected_rev=intent.expected_rev)
         note = ("adopted collection: reembed does not write it, so it was not caught up"
                 if rec.adopted else "flipped without catch-up; beat's sync will bring it up "

@@ -78,16 +78,16 @@ def check_collection(rec: versions.VersionRecord) -> None:
         ) from None
 
 
-def flip(family: str, label: str, *, force: bool = False, action: str = "flip",
+def flip(family: str, version: str, *, force: bool = False, action: str = "flip",
          expected_rev: int | None = None, attempts: int = 10,
          caught_up: int | None = None) -> FlipResult:
-    """Point ``family``'s alias at version ``label``.
+    """Point ``family``'s alias at version ``version``.
 
     With ``expected_rev`` the flip is a strict compare-and-set and a concurrent
     change raises :class:`AliasConflictError`; without it a lost race is retried
     on the fresh document (and re-validated), so no update is ever lost.
     """
-    rec = versions.get(version_id(family, label))
+    rec = versions.get(version_id(family, version))
     check_flippable(rec, force)
     check_collection(rec)
     for _ in range(attempts):
@@ -99,7 +99,7 @@ def flip(family: str, label: str, *, force: bool = False, action: str = "flip",
         new = _next_doc(current, rec, action, force, rev + 1, caught_up)
         if _compare_and_set(family, current, new):
             sync_statuses(family)
-            return FlipResult(family, new["previous"], new["target"], label, rev + 1, force,
+            return FlipResult(family, new["previous"], new["target"], version, rev + 1, force,
                               caught_up)
         if expected_rev is not None:
             raise AliasConflictError(f"alias {family!r} changed during the flip")

@@ -116,16 +116,9 @@ def ordered_pages(coll: Collection, query: Mapping[str, Any], projection: Mappin
         # which must be allowed to spill past its 100 MB memory limit.
         cursor = coll.find(where, fields, allow_disk_use=True).sort(key, ASCENDING)
         try:
-            with cursor.batch_size(page_size) as cur:
-                page: list[dict[str, Any]] = []
-                for doc in cur:
-                    page.append(doc)
-                    if len(page) == page_size:
-                        yield page
-                        last, page = page[-1][key], []
-                if page:
-                    yield page
-                    last = page[-1][key]
+            for page in _pages(cursor, page_size):
+                yield page
+                last = page[-1][key]
         except (CursorNotFound, AutoReconnect) as exc:
             lost, lost_at = (lost + 1 if last == lost_at else 1), last
             if lost > PAGE_RESUMES:
@@ -137,6 +130,19 @@ def ordered_pages(coll: Collection, query: Mapping[str, Any], projection: Mappin
             return
         log.warning("scan of %s ended before its last document; resuming after %s=%r",
                     coll.full_name, key, last)
+
+
+def _pages(cursor: Any, page_size: int) -> Iterator[list[dict[str, Any]]]:
+    """A cursor's documents in lists of ``page_size`` (the last one shorter)."""
+    with cursor.batch_size(page_size) as cur:
+        page: list[dict[str, Any]] = []
+        for doc in cur:
+            page.append(doc)
+            if len(page) == page_size:
+                yield page
+                page = []
+        if page:
+            yield page
 
 
 def _after(query: Mapping[str, Any], key: str, last: Any) -> dict[str, Any]:

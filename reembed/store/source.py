@@ -1,8 +1,10 @@
-"""Reading a family's source collection: keyset pages and batch fetches.
+"""Reading a family's source collection: an ordered scan and batch fetches.
 
 Only ``find`` and ``count_documents`` are ever called on a source collection.
-Pages use ``_id > last`` in ``_id`` order, so memory and query cost stay
-constant however large the family is (``skip()`` slows down with the offset).
+A scan streams one cursor in ``_id`` order, a page at a time, and resumes after
+the last ``_id`` it yielded if the server loses the cursor
+(:func:`reembed.store.mongo.ordered_pages`), so memory stays flat however large
+the family is; batches fetch their documents with one ``$in`` query.
 """
 
 from __future__ import annotations

@@ -105,12 +105,12 @@ def find_reusable(family: str, config_fp: str) -> VersionRecord | None:
     return min(same, key=lambda v: LIVE.index(v.status)) if same else None
 
 
-def ensure(family: str, label: str, config: AnyEmbedConfig, collection: str,
+def ensure(family: str, version: str, config: AnyEmbedConfig, collection: str,
            queue: str) -> VersionRecord:
     """Create the version record, or return the existing one if its config matches."""
-    vid = version_id(family, label)
+    vid = version_id(family, version)
     doc = {
-        "_id": vid, "family": family, "version": label, "collection": collection,
+        "_id": vid, "family": family, "version": version, "collection": collection,
         "embed": config.model_dump(mode="json"), "config_fp": config.config_fp,
         "status": BUILDING, "counts": {}, "created_at": now(), "finished_at": None,
         "checks": {}, "run_id": None, "reason": None, "queue": queue,

@@ -1,22 +1,37 @@
 """The Celery tasks: thin wrappers that unpack ids, call one library function and
 declare their retry and acknowledgement policy (:mod:`.base`).
 
-Importing this package registers every task on the app
-(:mod:`reembed.worker.app`); workers do so at start-up.
+Workers register them at start-up (the app's ``include``). Names load on first
+use here, so importing the policy alone (:mod:`.base`) does not build the app,
+which reads the broker from the environment when it is built.
 """
 
-from .hygiene import (
-    beat_tick,
-    gc_versions,
-    reap_leases,
-    reconcile_builds,
-    requeue_errors,
-    resume_version,
-    retry_rows,
-    sync_families,
-    verify_dims,
-)
-from .runs import embed_batch, finalize_version, reembed_family, start_run
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .hygiene import (
+        beat_tick,
+        gc_versions,
+        reap_leases,
+        reconcile_builds,
+        requeue_errors,
+        resume_version,
+        retry_rows,
+        sync_families,
+        verify_dims,
+    )
+    from .runs import embed_batch, finalize_version, reembed_family, start_run
+
+MODULES = ("reembed.tasks.runs", "reembed.tasks.hygiene")
+_WHERE = {
+    **dict.fromkeys(("embed_batch", "finalize_version", "reembed_family", "start_run"), ".runs"),
+    **dict.fromkeys(("beat_tick", "gc_versions", "reap_leases", "reconcile_builds",
+                     "requeue_errors", "resume_version", "retry_rows", "sync_families",
+                     "verify_dims"), ".hygiene"),
+}
 
 __all__ = [
     "beat_tick",
@@ -33,3 +48,11 @@ __all__ = [
     "sync_families",
     "verify_dims",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _WHERE[name]
+    except KeyError:
+        raise AttributeError(f"module 'reembed.tasks' has no attribute {name!r}") from None
+    return getattr(import_module(module, __name__), name)

@@ -39,8 +39,10 @@ class ReembedTask(Task):
     acks_late = True
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # ``run``, not ``super().__call__``: the worker has already pushed this call's
+        # request (its id and retry count), which Task.__call__ would replace.
         try:
-            return super().__call__(*args, **kwargs)
+            return self.run(*args, **kwargs)
         except Retry:
             raise
         except Exception as exc:

@@ -21,7 +21,7 @@ def make_app() -> Celery:
     """Build the configured app from the environment."""
     s, knobs = settings(), tuning()
     app = Celery("reembed", broker=s.broker_url, backend=s.result_backend,
-                 include=["reembed.tasks"])
+                 include=["reembed.tasks.runs", "reembed.tasks.hygiene"])
     # Redis redelivers unacknowledged tasks after the visibility timeout, which
     # the settings keep above every task limit (a longer task would run twice).
     transport = {"visibility_timeout": int(knobs.visibility_timeout)}

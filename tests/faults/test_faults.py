@@ -168,3 +168,19 @@ def test_sigkill_control_worker_in_finalize(fault_stack: stack.Stack) -> None:
 def _state(vid: str) -> str | None:
     run = runs.current(versions.get(vid))
     return None if run is None else run.state
+
+
+def test_a_beat_job_that_meets_a_mongo_outage_is_retried(fault_stack: stack.Stack) -> None:
+    """A raw pymongo error in a beat job (server selection gives up after 10 s while the
+    server is away) is classified and retried, not a failed job: Mongo stays down until
+    the job is seen waiting to retry, then comes back and the job completes."""
+    from reembed.worker import bus, names
+
+    assert stack.stop_service(fault_stack, "mongo")
+    try:
+        result = bus.send(names.REAP)
+        wait_until(lambda: result.state == "RETRY", "the job to be retried", timeout=90,
+                   poll=0.2)
+    finally:
+        stack.start_service(fault_stack, "mongo")
+    assert isinstance(result.get(timeout=120), list)

@@ -59,14 +59,14 @@ def _say(line: str, report: FlipReport) -> None:
 @click.option("--driver", required=True, help="Driver that made its vectors.")
 @click.option("--model", default=None, help="Model that made its vectors.")
 @click.option("--dims", type=int, default=None, help="Expected dims (checked).")
-@click.option("--version", "label", default="legacy", show_default=True)
+@click.option("--version", "version", default="legacy", show_default=True)
 @click.option("--force", is_flag=True, help="Point the alias at it even if one exists.")
 def adopt_cmd(family: str, collection: str, driver: str, model: str | None, dims: int | None,
-              label: str, force: bool) -> None:
+              version: str, force: bool) -> None:
     """Register an existing unversioned collection as a version, without rewriting it."""
     from ...hygiene.adopt import adopt
 
-    got = adopt(family, collection, driver, model, dims, label, force)
+    got = adopt(family, collection, driver, model, dims, version, force)
     rec = got.record
     click.echo(f"{rec.id}: adopted {collection} ({got.count} vectors, {rec.embed['dims']} dims, "
                f"config_fp {rec.config_fp[:12]})")

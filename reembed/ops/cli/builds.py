@@ -22,7 +22,7 @@ from .group import cli
               help="sentence-transformers | onnx | ollama | python | naive (env EMBEDDING_DRIVER)")
 @click.option("--model", default=None, help="Model name or local folder (env EMBEDDING_FUNCTION)")
 @click.option("--dims", type=int, default=None, help="Expected dims (env EMBED_DIMS)")
-@click.option("--version", "label", default=None, help="Version label (env EMBED_VERSION)")
+@click.option("--version", "version", default=None, help="Version label (env EMBED_VERSION)")
 @click.option("--flip", type=click.Choice(["auto", "manual"]), default="manual",
               show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None,
@@ -40,14 +40,14 @@ from .group import cli
 @click.option("--timeout", type=float, default=0, help="Give up waiting after N seconds.")
 @click.option("--force", is_flag=True, help="Start even if a run of this version is in flight.")
 def run(family: str, driver: str | None, model: str | None, dims: int | None,
-        label: str | None, flip: str, device: str | None, queue: str | None,
+        version: str | None, flip: str, device: str | None, queue: str | None,
         settings_: tuple[str, ...], chunk_size: int | None, chunk_overlap: int | None,
         batch_chunks: int | None, wait: bool, timeout: float, force: bool) -> None:
     """Build (or bring up to date) a version of FAMILY with an embed config."""
     from ...build.start import resolve
 
     config = _config(driver, model, dims, device, settings_, chunk_size, chunk_overlap)
-    target = resolve(family, label or os.environ.get("EMBED_VERSION"),
+    target = resolve(family, version or os.environ.get("EMBED_VERSION"),
                      config.model_dump(mode="json"))
     if target.config.driver == "naive":
         click.echo("warning: the 'naive' driver is for tests; it matches words, not meaning",
