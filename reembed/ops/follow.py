@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from celery.result import AsyncResult
 
+from ..build.run_model import RunState
 from ..store import ledger
 from .progress import Snapshot, rate, run_processed, snapshot
 
@@ -114,7 +115,8 @@ def final_message(snap: Snapshot) -> tuple[int, str]:
     run was refused or superseded without deciding the version."""
     run, rec = snap.run, snap.version
     if run.status is None:
-        return 2, f"run {run.id} of version {rec.version!r} {run.state}: {run.reason}"
+        what = "was superseded" if run.state == RunState.SUPERSEDED else "was refused"
+        return 2, f"run {run.id} of version {rec.version!r} {what}: {run.reason}"
     if snap.failed:
         why = run.reason or rec.reason or "see reembed status"
         return 1, f"version {rec.version!r} failed: {why}"

@@ -1,0 +1,3 @@
+"""The read path: :class:`~reembed.read.retriever.Retriever` (version-matched
+queries joined to their source documents), ``query`` and ``ContextManager``.
+"""

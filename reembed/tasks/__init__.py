@@ -11,43 +11,27 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from .hygiene import (
-        beat_tick,
-        gc_versions,
-        reap_leases,
-        reconcile_builds,
-        requeue_errors,
-        resume_version,
-        retry_rows,
-        sync_families,
-        verify_dims,
-    )
-    from .runs import embed_batch, finalize_version, reembed_family, start_run
+if TYPE_CHECKING:  # the names __getattr__ serves, for type checkers
+    from .hygiene import beat_tick as beat_tick
+    from .hygiene import gc_versions as gc_versions
+    from .hygiene import reap_leases as reap_leases
+    from .hygiene import reconcile_builds as reconcile_builds
+    from .hygiene import requeue_errors as requeue_errors
+    from .hygiene import resume_version as resume_version
+    from .hygiene import retry_rows as retry_rows
+    from .hygiene import sync_families as sync_families
+    from .hygiene import verify_dims as verify_dims
+    from .runs import embed_batch as embed_batch
+    from .runs import finalize_version as finalize_version
+    from .runs import reembed_family as reembed_family
+    from .runs import start_run as start_run
 
-MODULES = ("reembed.tasks.runs", "reembed.tasks.hygiene")
 _WHERE = {
     **dict.fromkeys(("embed_batch", "finalize_version", "reembed_family", "start_run"), ".runs"),
     **dict.fromkeys(("beat_tick", "gc_versions", "reap_leases", "reconcile_builds",
                      "requeue_errors", "resume_version", "retry_rows", "sync_families",
                      "verify_dims"), ".hygiene"),
 }
-
-__all__ = [
-    "beat_tick",
-    "embed_batch",
-    "finalize_version",
-    "gc_versions",
-    "reap_leases",
-    "reconcile_builds",
-    "reembed_family",
-    "requeue_errors",
-    "resume_version",
-    "retry_rows",
-    "start_run",
-    "sync_families",
-    "verify_dims",
-]
 
 
 def __getattr__(name: str) -> Any:
