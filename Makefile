@@ -1,17 +1,30 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Every dependency pinned: what `make install` and CI install (refreshed by `make upgrade`).
+LOCK := constraints.txt
+PIP_VERSION := 26.3
+COMPILE := $(VENV)/bin/pip-compile --quiet --extra all --strip-extras --no-emit-index-url \
+	--no-emit-find-links --unsafe-package reembed --output-file $(LOCK)
 
-.PHONY: install demo test lint chaos
+.PHONY: install demo test lint chaos upgrade
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[all]"
+	$(PY) -m pip install -q pip==$(PIP_VERSION)
+	$(PY) -m pip install -q -c $(LOCK) torch==2.13.0
+	$(PY) -m pip install -q -c $(LOCK) -e ".[all]"
+	$(PY) -m pip check
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Refresh the lock to the newest releases pyproject.toml allows, install them, run the suite.
+upgrade: $(STAMP)
+	$(COMPILE) --upgrade pyproject.toml constraints.in
+	$(PY) -m pip install -q -c $(LOCK) -e ".[all]"
+	$(PY) -m pip check
+	$(MAKE) lint test
 
 # The main job: the whole story on the embedded local stack, offline.
 demo: $(STAMP)
