@@ -20,7 +20,6 @@ from typing import Any
 from ..settings import tuning
 
 
-
 def encode(value: Any) -> dict[str, Any] | None:
     """A watermark as a Mongo-safe document (None when there is none)."""
     if isinstance(value, datetime):
