@@ -7,7 +7,7 @@ PIP_VERSION := 26.3
 COMPILE := $(VENV)/bin/pip-compile --quiet --extra all --strip-extras --no-emit-index-url \
 	--no-emit-find-links --unsafe-package reembed --output-file $(LOCK)
 
-.PHONY: install demo test lint chaos upgrade
+.PHONY: install demo test lint chaos soak upgrade
 
 $(STAMP): pyproject.toml $(LOCK)
 	python3 -m venv $(VENV)
@@ -37,6 +37,10 @@ test: $(STAMP)
 # The fault suite: kills workers and restarts services mid-build (CI runs it after `test`).
 chaos: $(STAMP)
 	$(PY) -m pytest tests/faults -p no:cacheprovider -v
+
+# The soak: a 100,000-document build with a random fault every ~30 s, defaults (≤ 20 min, not CI).
+soak: $(STAMP)
+	$(PY) -m pytest tests/soak -p no:cacheprovider -v -s
 
 # Style, types, and the layers of the package (import-linter contracts in pyproject.toml).
 lint: $(STAMP)

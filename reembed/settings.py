@@ -92,7 +92,7 @@ class Tuning(BaseModel):
 
     # batches and their leases
     batch_chunks: int = Field(BATCH_CHUNKS, ge=1, le=100_000)
-    lease_s: Seconds = Field(900.0, gt=0)
+    lease_s: Seconds = Field(45.0, ge=3)  # renewed every third of it while the batch runs
     batch_soft_limit_s: Seconds = Field(840.0, gt=0)
     batch_time_limit_s: Seconds = Field(870.0, gt=0)
     plan_soft_limit_s: Seconds = Field(1800.0, gt=0)
@@ -109,6 +109,7 @@ class Tuning(BaseModel):
     full_sync_s: Seconds = Field(86_400.0, ge=0)
     gc_keep: int = Field(2, ge=0)
     gc_min_age_s: Seconds = Field(7 * 86_400.0, ge=0)
+    gc_grace_s: Seconds = Field(300.0, ge=0)  # after the alias left a version; > reader TTLs
     runs_kept: int = Field(100, ge=1)
     # the quality gate
     max_error_ratio: Threshold = Field(0.01, ge=0, le=1)
@@ -119,7 +120,7 @@ class Tuning(BaseModel):
     # beat (0: off)
     beat_tick_s: Seconds = Field(30.0, ge=0)
     requeue_s: Seconds = Field(60.0, ge=0)
-    reap_s: Seconds = Field(60.0, ge=0)
+    reap_s: Seconds = Field(15.0, ge=0)
     reconcile_s: Seconds = Field(60.0, ge=0)
     sync_s: Seconds = Field(300.0, ge=0)
     verify_s: Seconds = Field(3600.0, ge=0)
@@ -128,6 +129,7 @@ class Tuning(BaseModel):
     cpu_concurrency: int = Field(0, ge=0)  # 0: half the cores
     torch_threads: int | None = Field(None, ge=1)  # None: cores / processes
     log_level: str = "INFO"
+    state_dir: str = ".reembed"  # beat's schedule file; created when missing
     gpu_device: str | None = None  # overrides CUDA detection on the GPU worker
     onnx_cache: str | None = None
 
@@ -136,11 +138,9 @@ class Tuning(BaseModel):
         rules = [
             ("batch_soft_limit_s", "batch_time_limit_s",
              "the soft limit lets a batch record its failure before the hard limit kills it"),
-            ("batch_time_limit_s", "lease_s",
-             "rows of a batch still running would be reaped and embedded twice"),
             ("plan_soft_limit_s", "plan_time_limit_s",
              "the soft limit lets planning record its failure"),
-            ("lease_s", "visibility_timeout",
+            ("batch_time_limit_s", "visibility_timeout",
              "Redis would deliver a task again while it still runs"),
             ("plan_time_limit_s", "visibility_timeout",
              "Redis would deliver a task again while it still runs"),
@@ -151,6 +151,11 @@ class Tuning(BaseModel):
                 raise ValueError(f"{_var(low)}={a:g} must be less than {_var(high)}={b:g}: "
                                  f"{why}")
         return self
+
+    @property
+    def renew_s(self) -> float:
+        """How often a running batch renews its lease: three times per lease."""
+        return self.lease_s / 3
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Tuning:

@@ -24,6 +24,7 @@ from ..store import ledger, sink, source, versions
 from ..store.family import Family, get_family
 from ..store.ledger import Row
 from ..store.metadata import chunk_metadata
+from . import lease
 from .documents import DocPlan, read_document
 
 
@@ -60,13 +61,13 @@ def run_batch(vid: str, batch: str, worker: str = "") -> BatchResult:
                if r.status in ledger.PENDING]
     if not pending:
         return BatchResult()
-    ledger.claim(rec.family, rec.version, batch, worker, tuning().lease_s)
-    work = _load(rec, pending)
-    items = [(sid, c) for sid, p in work.plans.items() for c in p.chunks]
-    vectors, errors = embed_resilient(get_embedder(work.config), work.config,
-                                      [c.text for _, c in items])
-    written = _write_chroma(rec, work, items, vectors)
-    return _write_ledger(work, items, errors, written, worker)
+    with lease.held(rec.family, rec.version, batch, worker):
+        work = _load(rec, pending)
+        items = [(sid, c) for sid, p in work.plans.items() for c in p.chunks]
+        vectors, errors = embed_resilient(get_embedder(work.config), work.config,
+                                          [c.text for _, c in items])
+        written = _write_chroma(rec, work, items, vectors)
+        return _write_ledger(work, items, errors, written, worker)
 
 
 def _load(rec: versions.VersionRecord, rows: list[Row]) -> _Work:

@@ -13,7 +13,6 @@ with no threshold only reports.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from typing import Any
 
@@ -21,15 +20,15 @@ import numpy as np
 
 from ..embedders import get_embedder, oom
 from ..errors import NotFoundError, TransientError, classify
+from ..naming import chroma_id
 from ..settings import tuning
 from ..store import aliases, golden, ledger, sink, versions
 from . import runs
-from .vectors import check_vectors
+from .run_model import Run
+from .vectors import EPS, K, check_vectors, sample_records, unfound_by_own_vector
 
 Check = dict[str, Any]
-K = 10
 AGREEMENT_SAMPLE = 50
-EPS = 1e-6  # distances closer than this are ties: the chunk cannot be told apart
 
 
 def _result(passed: bool, value: float | None, threshold: float | None, detail: str,
@@ -55,24 +54,6 @@ def completeness(counts: ledger.Counts, stored: int, tolerance: float) -> Check:
     return _result(not problems, ratio, tolerance,
                    "; ".join(problems) or f"{counts[ledger.DONE]} vectors match the ledger",
                    chroma_count=stored)
-
-
-def _sample(col: Any, n: int) -> dict[str, list[Any]]:
-    """About ``n`` records (ids, texts, vectors) from ten random windows of the collection."""
-    total = col.count()
-    windows = min(10, max(1, n))
-    per = max(1, n // windows)
-    ids: list[str] = []
-    docs: list[str] = []
-    vecs: list[Any] = []
-    for offset in sorted({random.randrange(max(1, total - per + 1)) for _ in range(windows)}):
-        got = col.get(limit=per, offset=offset, include=["documents", "embeddings"])
-        for i, d, v in zip(got["ids"], got["documents"] or [], got["embeddings"], strict=True):
-            if i not in ids:
-                ids.append(i)
-                docs.append(d or "")
-                vecs.append(v)
-    return {"ids": ids, "documents": docs, "embeddings": vecs}
 
 
 def shape(sample: dict[str, list[Any]], rec: versions.VersionRecord) -> Check:
@@ -109,6 +90,7 @@ def _query(rec: versions.VersionRecord, texts: list[str], k: int,
 
 
 def _embed_queries(rec: versions.VersionRecord, texts: list[str]) -> np.ndarray:
+    rec.check_can_embed()
     config = rec.config()
     return oom.embed_fitting(get_embedder(config).embed, config.config_fp,
                              [config.query_prefix + t for t in texts])
@@ -181,6 +163,8 @@ def agreement(sample: dict[str, list[Any]], rec: versions.VersionRecord) -> Chec
         other = versions.get(f"{rec.family}:{active}")
     except NotFoundError:
         return None
+    if other.external:  # no queries can be embedded for it: nothing to compare with
+        return None
     texts = sample["documents"][:AGREEMENT_SAMPLE]
     if not texts:
         return None
@@ -194,16 +178,51 @@ def agreement(sample: dict[str, list[Any]], rec: versions.VersionRecord) -> Chec
                    f"on {len(texts)} sampled texts", against=active)
 
 
-def run_checks(rec: versions.VersionRecord, counts: ledger.Counts,
-               full: bool = True) -> dict[str, Check]:
-    """Every enabled check of ``rec``; ``full=False`` only checks completeness (syncs)."""
+RECENT_BATCHES = 2  # the batches a run wrote last, whose vectors must be readable
+RECENT_QUERIES = 20
+
+
+def recent_ids(rec: versions.VersionRecord, run: Run | None) -> list[str]:
+    """Chroma ids of the chunks ``run`` wrote in its last batches."""
+    if run is None or rec.adopted:
+        return []
+    rows = ledger.done_in_batches(rec.family, rec.version, run.last_batches(RECENT_BATCHES))
+    return [chroma_id(r.source_id, r.chunk_id, r.content_fp) for r in rows if r.content_fp]
+
+
+def recent_writes(col: Any, ids: list[str]) -> Check:
+    """The newest vectors are really there: each read back by id, a sample found by query.
+
+    Chroma has lost writes while its counts and queries looked healthy
+    (compaction failures); a count alone would not notice.
+    """
+    got = col.get(ids=ids, include=["embeddings"])
+    stored = dict(zip(got["ids"], got["embeddings"], strict=True))
+    missing = [i for i in ids if i not in stored]
+    sample = [i for i in ids if i in stored][:RECENT_QUERIES]
+    unfound = unfound_by_own_vector(col, sample, [stored[i] for i in sample])
+    share = (len(ids) - len(missing)) / len(ids)
+    problems = [f"{len(missing)} of the {len(ids)} vectors written last are missing "
+                f"(e.g. {missing[0]!r})"] if missing else []
+    if unfound:
+        problems.append(f"{unfound} of {len(sample)} recent vectors are not found by a query")
+    return _result(not problems, share, 1.0, "; ".join(problems) or
+                   f"the {len(ids)} vectors written last read back by id and by query")
+
+
+def run_checks(rec: versions.VersionRecord, counts: ledger.Counts, full: bool = True,
+               recent: list[str] | None = None) -> dict[str, Check]:
+    """Every enabled check of ``rec``; ``full=False`` checks completeness and ``recent``
+    (the Chroma ids a run wrote last) only (syncs)."""
     col = sink.open_collection(rec.collection)
     knobs = tuning()
     tolerance = knobs.max_error_ratio or 0.0
     out: dict[str, Check] = {"completeness": completeness(counts, col.count(), tolerance)}
+    if recent:
+        out["recent_writes"] = recent_writes(col, recent)
     if full and col.count():
         n = knobs.self_retrieval_sample
-        sample = _sample(col, n)
+        sample = sample_records(col, n)
         quality: dict[str, Callable[[], Check | None]] = {
             "shape": lambda: shape(sample, rec),
             "self_retrieval": lambda: self_retrieval(sample, rec),
@@ -244,13 +263,52 @@ def failures(checks: dict[str, Check]) -> list[str]:
     return lines
 
 
+def adopted_checks(rec: versions.VersionRecord) -> dict[str, Check]:
+    """What can be checked of a collection reembed did not build (it has no ledger):
+    its count, the shape of its vectors, that it finds its own records, and, when
+    reembed runs its embedder, that a sample finds itself by its own text."""
+    col = sink.open_collection(rec.collection)
+    n, recorded = col.count(), int(rec.counts.get("done", 0))
+    out: dict[str, Check] = {"count": _result(
+        n > 0, float(n), None, f"{n} vectors ({recorded} when adopted)" if n
+        else "the collection is empty")}
+    if not n:
+        return out
+    sample = sample_records(col, tuning().self_retrieval_sample)
+    out["shape"] = shape(sample, rec)
+    out["self_consistency"] = self_consistency(col, sample)
+    if not rec.external:
+        for name, run in {"self_retrieval": lambda: self_retrieval(sample, rec),
+                          "golden": lambda: golden_recall(rec)}.items():
+            check = _guarded(name, run)
+            if check is not None:
+                out[name] = check
+    return out
+
+
+def self_consistency(col: Any, sample: dict[str, list[Any]]) -> Check:
+    """Share of sampled records the index returns in the top 10 for their own vector."""
+    floor = tuning().self_retrieval_min
+    ids = sample["ids"]
+    found = len(ids) - unfound_by_own_vector(col, ids, sample["embeddings"])
+    rate = found / len(ids) if ids else 1.0
+    return _result(floor is None or rate >= floor, rate, floor,
+                   f"{found} of {len(ids)} sampled vectors found themselves in the top {K}")
+
+
 def recheck(rec: versions.VersionRecord) -> dict[str, Check]:
     """``reembed check``: run every check now and record the outcome on the version.
 
     A ready or failed version follows the result (a fixed version becomes ready,
     a damaged one failed); an active one stays active with its checks updated.
+    An adopted version is checked for what it can be (:func:`adopted_checks`).
     """
-    results = run_checks(rec, ledger.counts(rec.family, rec.version), full=True)
+    if rec.adopted:
+        results = {**{k: v for k, v in rec.checks.items() if k == "adoption"},
+                   **adopted_checks(rec)}
+    else:
+        results = run_checks(rec, ledger.counts(rec.family, rec.version), full=True,
+                             recent=recent_ids(rec, runs.current(rec)))
     passed = all(c["passed"] for c in results.values())
     versions.set_fields(rec.id, checks=results)
     if rec.status in (versions.READY, versions.FAILED) and not runs.is_running(rec):

@@ -48,7 +48,8 @@ def finalize(vid: str, run_id: str) -> Outcome:
                        f"{counts.pending} chunks still in flight", False, waiting=True)
     runs.begin_finalize(run)
     started = time.monotonic()
-    results = checks.run_checks(rec, counts, full=run.flip is not None or run.kind.full_checks)
+    results = checks.run_checks(rec, counts, full=run.flip is not None or run.kind.full_checks,
+                                recent=checks.recent_ids(rec, run))
     passed = all(c["passed"] for c in results.values())
     status = versions.READY if passed else versions.FAILED
     reason = None if passed else "; ".join(checks.failures(results))

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..settings import BATCH_CHUNKS
 from ..store.versions import VersionRecord, VersionStatus
+from .batching import round_prefix
 
 if TYPE_CHECKING:
     from .planner import Plan
@@ -188,6 +189,16 @@ class Run(BaseModel):
     def in_order(self) -> list[Round]:
         """The run's rounds, first to last."""
         return sorted(self.rounds.values(), key=lambda r: r.seq)
+
+    def last_batches(self, n: int) -> list[str]:
+        """The keys of the run's ``n`` latest batches, newest first."""
+        keys: list[str] = []
+        for rnd in reversed(self.in_order()):
+            prefix = round_prefix(self.id, rnd.seq) if rnd.seq else self.id  # seq 0: legacy
+            keys += [f"{prefix}:{i}" for i in reversed(range(rnd.batches))]
+            if len(keys) >= n:
+                break
+        return keys[:n]
 
     @property
     def catchup_rounds(self) -> int:

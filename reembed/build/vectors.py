@@ -15,6 +15,8 @@ import numpy as np
 from ..store import sink
 
 NORM_TOLERANCE = 1e-3
+K = 10
+EPS = 1e-6  # distances closer than this are ties: the record cannot be told apart
 
 
 def sample_vectors(collection: str, n: int) -> np.ndarray:
@@ -46,3 +48,43 @@ def check_vectors(vectors: np.ndarray, dims: int | None, normalized: bool) -> di
     return {"passed": not problems, "detail": "; ".join(problems) or "ok",
             "sampled": int(vectors.shape[0]) if vectors.size else 0,
             "dims_seen": int(vectors.shape[1]) if vectors.size else None}
+
+
+def sample_records(col: Any, n: int) -> dict[str, list[Any]]:
+    """About ``n`` records (ids, texts, vectors) from ten random windows of the collection."""
+    total = col.count()
+    windows = min(10, max(1, n))
+    per = max(1, n // windows)
+    ids: list[str] = []
+    docs: list[str] = []
+    vecs: list[Any] = []
+    for offset in sorted({random.randrange(max(1, total - per + 1)) for _ in range(windows)}):
+        got = col.get(limit=per, offset=offset, include=["documents", "embeddings"])
+        for i, d, v in zip(got["ids"], got["documents"] or [], got["embeddings"], strict=True):
+            if i not in ids:
+                ids.append(i)
+                docs.append(d or "")
+                vecs.append(v)
+    return {"ids": ids, "documents": docs, "embeddings": vecs}
+
+
+def unfound_by_own_vector(col: Any, ids: list[str], vectors: list[Any]) -> int:
+    """How many of these records are not among the top 10 when queried with their own vector.
+
+    The index must find what it holds; ``K`` identical vectors in the top 10 are a
+    tie that cannot be told apart, and count as found.
+    """
+    if not ids:
+        return 0
+    res = col.query(query_embeddings=vectors, n_results=K, include=["distances"])
+    unfound = 0
+    for own, top, dist in zip(ids, res["ids"], res["distances"] or [], strict=True):
+        tied = len(dist) == K and dist[-1] < EPS
+        unfound += own not in top and not tied
+    return unfound
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity (0 where a row is all zeros)."""
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return np.asarray((a * b).sum(axis=1) / np.where(norms == 0, 1.0, norms))

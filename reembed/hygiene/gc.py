@@ -17,6 +17,7 @@ from typing import Any
 
 from ..build import runs
 from ..build.run_model import Run
+from ..read.times import to_epoch
 from ..settings import tuning
 from ..store import aliases, ledger, sink, versions
 
@@ -44,11 +45,24 @@ def _age_s(rec: versions.VersionRecord) -> float:
     return time.time() - t.timestamp() if t else 0.0
 
 
-def plan_gc(family: str, keep: int, min_age_s: float, adopted: bool = False) -> GcPlan:
-    """Decide which versions of ``family`` go; nothing is changed."""
+def left_alias_at(alias: dict[str, Any], version: str) -> float | None:
+    """When the alias last moved off ``version`` (epoch seconds; None: never)."""
+    moves = [h for h in alias.get("history") or [] if h.get("from_version") == version]
+    return to_epoch(moves[-1].get("at")) if moves else None
+
+
+def plan_gc(family: str, keep: int, min_age_s: float, adopted: bool = False,
+            grace_s: float | None = None) -> GcPlan:
+    """Decide which versions of ``family`` go; nothing is changed.
+
+    A version the alias left less than ``grace_s`` ago (``REEMBED_GC_GRACE_S``)
+    stays: a reader that resolved the alias a moment before the flip may still
+    be querying it until its own alias cache expires.
+    """
     alias = aliases.get(family) or {}
     active = alias.get("embed", {}).get("version")
     previous = alias.get("previous_version")
+    grace = tuning().gc_grace_s if grace_s is None else grace_s
     plan = GcPlan(family, dry_run=True)
     kept = 0
     recs = versions.for_family(family)  # newest first
@@ -60,6 +74,10 @@ def plan_gc(family: str, keep: int, min_age_s: float, adopted: bool = False) -> 
             why = f"one of the newest {keep} old versions kept"
         if why is None and _age_s(rec) < min_age_s:
             why = f"younger than {min_age_s:.0f}s"
+        left = left_alias_at(alias, rec.version)
+        if why is None and left is not None and time.time() - left < grace:
+            why = (f"readers left it {time.time() - left:.0f}s ago (grace "
+                   f"{grace:.0f}s for readers still bound to it)")
         if why is None:
             plan.drop.append(rec.version)
         else:
@@ -85,11 +103,12 @@ def _protected(rec: versions.VersionRecord, run: Run | None, active: str | None,
 
 
 def gc_family(family: str, keep: int | None = None, min_age_s: float | None = None,
-              dry_run: bool = False, adopted: bool = False) -> GcPlan:
+              dry_run: bool = False, adopted: bool = False,
+              grace_s: float | None = None) -> GcPlan:
     """Drop what :func:`plan_gc` selects (or only report it, with ``dry_run``)."""
     knobs = tuning()
     plan = plan_gc(family, knobs.gc_keep if keep is None else keep,
-                   knobs.gc_min_age_s if min_age_s is None else min_age_s, adopted)
+                   knobs.gc_min_age_s if min_age_s is None else min_age_s, adopted, grace_s)
     plan.dry_run = dry_run
     if dry_run:
         return plan

@@ -19,31 +19,49 @@ from ..naming import version_id
 from ..settings import tuning
 from ..store import ledger, versions
 from ..worker import bus, names
+from .holders import holders, stale_before
 from .requeue import RequeueReport, put_back
 
 
 def resume(family: str, version: str) -> RequeueReport:
-    """Re-send what version ``label`` of ``family`` still needs, from the ledger."""
+    """Re-send what version ``version`` of ``family`` still needs, from the ledger."""
     rec = versions.get(version_id(family, version))
     report = RequeueReport(family, version)
     run = runs.current(rec)
     if run is not None and run.state == RunState.PLANNING:
-        quiet = time.time() - run.touched
-        if quiet < tuning().planning_quiet_s:  # a planner may still be reading the source
-            report.note = f"the run is planning (last seen {quiet:.0f}s ago); try again later"
-            return report
-        report.note = "the run was lost while planning: planned again"
-        _replan(rec, run)
-        return report
-    rows = ledger.stalled_rows(family, version, time.time())
+        _lost_while_planning(report, rec, run)
+    else:
+        _from_ledger(report, run)
+    return report
+
+
+def _lost_while_planning(report: RequeueReport, rec: versions.VersionRecord, run: Run) -> None:
+    quiet = time.time() - run.touched
+    if quiet < tuning().planning_quiet_s:  # a planner may still be reading the source
+        report.note = f"the run is planning (last seen {quiet:.0f}s ago); try again later"
+        return
+    report.note = "the run was lost while planning: planned again"
+    _replan(rec, run)
+
+
+def _from_ledger(report: RequeueReport, run: Run | None) -> None:
+    """Queued rows, rows whose lease ended and rows of workers that are gone, sent again."""
+    family, version = report.family, report.version
+    held = holders(family, version)
+    gone = [h.worker for h in held if h.gone]
+    rows = [*ledger.stalled_rows(family, version, time.time()),
+            *ledger.held_by(gone, stale_before(), 0, family, version)]
+    busy = [h.line() for h in held if not h.gone]
     if rows:
         put_back(report, rows, ledger.PENDING, RoundKind.RESUME)
+        report.note = report.note or "; ".join(h.line() for h in held) or None
+    elif busy:
+        report.note = "; ".join(busy) + ": nothing to resume yet"
     elif run is not None and run.running:
         runs.fan_out(run, [])
         report.run_id, report.note = run.id, "nothing left to embed: finalizing"
     else:
         report.note = f"nothing to resume: the run is {run.state if run else 'none'}"
-    return report
 
 
 def _replan(rec: versions.VersionRecord, lost: Run) -> None:

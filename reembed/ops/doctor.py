@@ -71,7 +71,7 @@ def run(families: list[str] | None = None) -> list[Check]:
     else:
         out.append(Check("workers", SKIP, "the broker is down: no worker can be asked"))
     if mongo_up:
-        out += [check_beat(), *check_models(families)]
+        out += [check_beat(), check_leases(), *check_models(families)]
     else:
         out.append(Check("beat, models", SKIP, "MongoDB is down: nothing to read them from"))
     return [_redacted(c) for c in out]
@@ -248,6 +248,25 @@ def beat_verdict(tick: datetime | None, now: datetime, every: float) -> Check:
     if age > stale:
         return Check("beat", FAIL, f"{when}; stale after {stale:g}s", fix)
     return Check("beat", OK, f"{when}; ticks every {every:g}s")
+
+
+# -- leases --------------------------------------------------------------------
+
+
+def check_leases() -> Check:
+    """Rows workers hold now; a warning when a holder is gone (beat returns its rows)."""
+    from ..hygiene.holders import holders
+
+    held = holders()
+    gone = [h for h in held if h.gone]
+    if gone:
+        return Check("leases", WARN, "; ".join(h.line() for h in gone),
+                     "restart the worker; beat's reap_leases (or `reembed reap`) requeues "
+                     "its rows")
+    if held:
+        rows = sum(h.rows for h in held)
+        return Check("leases", OK, f"{rows} rows held by {', '.join(h.worker for h in held)}")
+    return Check("leases", OK, "no rows held")
 
 
 # -- models --------------------------------------------------------------------

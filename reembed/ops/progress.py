@@ -8,8 +8,10 @@ from typing import Any
 
 from ..build import runs
 from ..build.run_model import RUNNING, Run
+from ..hygiene.holders import holders
 from ..store import aliases, heartbeat, ledger, source, versions
 from ..store.family import get_family
+from ..worker import bus
 from . import throughput
 
 
@@ -66,11 +68,27 @@ def version_rows(family: str) -> list[dict[str, Any]]:
     active = aliases.active_version(family)
     recs = versions.for_family(family)
     owners = runs.of_versions(recs)
-    return [_row(rec, owners.get(rec.id), rec.version == active) for rec in recs]
+    alive = _Pinged()
+    return [_row(rec, owners.get(rec.id), rec.version == active, alive) for rec in recs]
 
 
-def _row(rec: versions.VersionRecord, run: Run | None, active: bool) -> dict[str, Any]:
+class _Pinged:
+    """The workers answering a ping, asked at most once per status (it takes a second)."""
+
+    def __init__(self) -> None:
+        self._names: set[str] | None = None
+        self._asked = False
+
+    def __call__(self) -> set[str] | None:
+        if not self._asked:
+            self._names, self._asked = bus.answering(), True
+        return self._names
+
+
+def _row(rec: versions.VersionRecord, run: Run | None, active: bool,
+         alive: _Pinged) -> dict[str, Any]:
     counts = _counts(rec)
+    held = holders(rec.family, rec.version, alive()) if counts[ledger.PROCESSING] else []
     return {
         "family": rec.family, "version": rec.version, "status": rec.status,
         "active": active, "run": run.state if run else None,
@@ -84,9 +102,11 @@ def _row(rec: versions.VersionRecord, run: Run | None, active: bool) -> dict[str
         "route": run.route if run else None,
         "created_at": rec.created_at, "finished_at": rec.finished_at,
         "errors": ledger.last_errors(rec.family, rec.version, 3),
-        "adopted": rec.adopted, "verify": rec.verify or None, "checks": rec.checks,
+        "adopted": rec.adopted, "external": rec.external, "verify": rec.verify or None,
+        "checks": rec.checks,
         "last_sync": rec.last_sync or None,
         "lag": lag(rec) if active and not rec.adopted else None,
+        "held": [h.as_dict() | {"line": h.line()} for h in held],
     }
 
 

@@ -217,22 +217,29 @@ def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> int:
 
 
 def start_workers(stack: Stack, kinds: list[str], extra_env: dict[str, str] | None = None,
-                  timeout: float = 90.0) -> None:
-    """Start ``python -m workers.<kind>`` processes joined to the stack; wait until they consume."""
+                  timeout: float = 90.0, names: dict[str, str] | None = None) -> None:
+    """Start ``python -m workers.<kind>`` processes joined to the stack; wait until they consume.
+
+    ``names`` maps a name to the kind it runs, for more than one worker of a kind
+    (``{"cpu2": "cpu"}`` starts a second CPU worker, node ``cpu2@<host>``).
+    """
     state = stack.state()
     workers = state.setdefault("workers", {})
     env = {**os.environ, **stack.env(), **(extra_env or {})}
-    for kind in kinds:
-        if alive((workers.get(kind) or {}).get("pid")):
+    wanted = {**{kind: kind for kind in kinds}, **(names or {})}
+    for name, kind in wanted.items():
+        if alive((workers.get(name) or {}).get("pid")):
             continue
         cmd = [sys.executable, "-m", f"workers.{kind}"]
-        workers[kind] = {"pid": _spawn(cmd, stack.root / f"worker-{kind}.log", env)}
+        if name != kind:
+            cmd += ["-n", f"{name}@{socket.gethostname()}"]
+        workers[name] = {"pid": _spawn(cmd, stack.root / f"worker-{name}.log", env)}
         stack.save(state)
-    wait_consuming(stack, kinds, timeout)
+    wait_consuming(stack, list(wanted), timeout)
 
 
 def start_beat(stack: Stack, extra_env: dict[str, str] | None = None) -> None:
-    """Start ``celery beat`` for the stack (schedule file in the stack folder).
+    """Start beat (``python -m workers.beat``) for the stack, its state in the stack folder.
 
     It is recorded with the workers, so ``stop_workers(stack, ["beat"])`` and
     ``down`` stop it. Intervals come from ``extra_env`` (see ``beat_schedule.py``).
@@ -241,9 +248,9 @@ def start_beat(stack: Stack, extra_env: dict[str, str] | None = None) -> None:
     workers = state.setdefault("workers", {})
     if alive((workers.get("beat") or {}).get("pid")):
         return
-    env = {**os.environ, **stack.env(), **(extra_env or {})}
-    cmd = [sys.executable, "-m", "celery", "-A", "reembed.worker.app", "beat", "--loglevel", "INFO",
-           "--schedule", str(stack.root / "celerybeat-schedule")]
+    env = {**os.environ, **stack.env(), "REEMBED_STATE_DIR": str(stack.root),
+           **(extra_env or {})}
+    cmd = [sys.executable, "-m", "workers.beat"]
     workers["beat"] = {"pid": _spawn(cmd, stack.root / "beat.log", env)}
     stack.save(state)
 

@@ -149,6 +149,8 @@ class Retriever:
         label = version or self._active_label()
         record = versions.get(version_id(self.family, label))
         config = record.config()
+        if self._embedder is None:
+            record.check_can_embed()
         collection = sink.open_collection(record.collection)
         check_config_fp(record, collection)
         dims = expected_dims(record, config, collection)

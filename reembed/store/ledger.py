@@ -214,6 +214,15 @@ def batch_rows(family: str, version: str, batch: str) -> list[Row]:
     return [Row.from_doc(d) for d in collection().find(version_key(family, version, batch=batch))]
 
 
+def done_in_batches(family: str, version: str, batches: list[str]) -> list[Row]:
+    """The ``done`` rows of these batches (served by the batch index)."""
+    if not batches:
+        return []
+    query = {**version_key(family, version, status=DONE), "batch": {"$in": batches}}
+    fields = {"source_id": 1, "chunk_id": 1, "status": 1, "content_fp": 1}
+    return [Row.from_doc(d) for d in collection().find(query, fields)]
+
+
 def source_refs(family: str, version: str, source_ids: list[str]) -> dict[str, Any]:
     """The raw source ``_id`` of each of these sources that has rows (one query)."""
     if not source_ids:
@@ -225,7 +234,7 @@ def source_refs(family: str, version: str, source_ids: list[str]) -> dict[str, A
 
 
 _REQUEUE_FIELDS = {"family": 1, "version": 1, "source_id": 1, "chunk_id": 1, "status": 1,
-                   "attempts": 1, "failed_at": 1, "retryable": 1}
+                   "attempts": 1, "failed_at": 1, "retryable": 1, "worker": 1}
 
 
 def _find(query: dict[str, Any], limit: int) -> list[Row]:
@@ -258,6 +267,31 @@ def stalled_rows(family: str, version: str, before: float) -> list[Row]:
     return [*_find({**key, "status": {"$eq": QUEUED}}, 0),
             *_find({**key, "status": {"$eq": PROCESSING}, "lease_until": {"$lt": before}},
                    0)]
+
+
+def holders(family: str | None = None, version: str | None = None) -> dict[str, tuple[int, float]]:
+    """Workers holding ``processing`` rows (of one version, or of all): rows and latest lease."""
+    match: dict[str, Any] = {"status": {"$eq": PROCESSING}}
+    if family is not None and version is not None:
+        match = {**version_key(family, version), **match}
+    pipeline: list[dict[str, Any]] = [
+        {"$match": match},
+        {"$group": {"_id": "$worker", "n": {"$sum": 1}, "until": {"$max": "$lease_until"}}}]
+    return {str(d["_id"]): (int(d["n"]), float(d["until"] or 0))
+            for d in collection().aggregate(pipeline)}
+
+
+def held_by(workers: list[str], lease_before: float, limit: int, family: str | None = None,
+            version: str | None = None) -> list[Row]:
+    """Up to ``limit`` ``processing`` rows of these workers (of one version, or of all)
+    whose lease ends before ``lease_before``."""
+    if not workers:
+        return []
+    query: dict[str, Any] = {"status": {"$eq": PROCESSING}, "worker": {"$in": workers},
+                             "lease_until": {"$lt": lease_before}}
+    if family is not None and version is not None:
+        query = {**version_key(family, version), **query}
+    return _find(query, limit)
 
 
 def source_heads(family: str, version: str, page_size: int = 1000) -> Iterator[list[Row]]:
@@ -317,6 +351,14 @@ def claim(family: str, version: str, batch: str, worker: str, lease_s: float) ->
                   "lease_until": epoch() + lease_s}},
     )
     return result.modified_count
+
+
+def renew(family: str, version: str, batch: str, worker: str, lease_s: float) -> int:
+    """Extend the lease of the rows ``worker`` still holds in ``batch``; how many."""
+    return collection().update_many(
+        {**version_key(family, version, batch=batch, status=PROCESSING, worker=worker)},
+        {"$set": {"lease_until": epoch() + lease_s}},
+    ).modified_count
 
 
 def result_op(family: str, version: str, sid: str, cid: int, fields: dict[str, Any],

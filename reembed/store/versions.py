@@ -71,6 +71,7 @@ class VersionRecord(BaseModel):
     reason: str | None = None
     queue: str | None = None
     adopted: bool = False
+    external: bool = False  # adopted, built by an embedder reembed cannot run
     verify: dict[str, Any] = Field(default_factory=dict)
     last_sync: dict[str, Any] = Field(default_factory=dict)
     scan: dict[str, Any] = Field(default_factory=dict)  # see reembed.build.watermark
@@ -78,6 +79,15 @@ class VersionRecord(BaseModel):
     def config(self) -> AnyEmbedConfig:
         """The version's embed config as a model."""
         return parse_config(self.embed)
+
+    def check_can_embed(self) -> None:
+        """Refuse to embed queries for a version whose vectors another embedder made."""
+        if self.external:
+            raise ConfigError(
+                f"version {self.version!r} of {self.family!r} (collection {self.collection!r}) "
+                "was adopted as --external: its vectors come from an embedder reembed does not "
+                "run, so reembed embeds no queries for it. Query it with that embedder "
+                "(Retriever(..., embedder=yours)) or flip to a version reembed built")
 
 
 def now() -> datetime:

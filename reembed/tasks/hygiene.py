@@ -78,7 +78,7 @@ def verify_dims(family: str | None = None) -> list[dict[str, Any]]:
 @app.task(name=names.GC, base=HygieneTask)
 def gc_versions(family: str | None = None, keep: int | None = None,
                 min_age_s: float | None = None, dry_run: bool = False,
-                adopted: bool = False) -> list[dict[str, Any]]:
+                adopted: bool = False, grace_s: float | None = None) -> list[dict[str, Any]]:
     """Drop collections and ledger rows of old versions nobody can roll back to."""
-    return [gc.gc_family(n, keep, min_age_s, dry_run, adopted).as_dict()
+    return [gc.gc_family(n, keep, min_age_s, dry_run, adopted, grace_s).as_dict()
             for n in _families(family)]

@@ -55,6 +55,19 @@ def fan_out(vid: str, run_id: str, batches: list[str], queue: str | None) -> str
     return str(chord(header)(callback).id)
 
 
+def answering(timeout: float = INSPECT_TIMEOUT_S) -> set[str] | None:
+    """Names of the workers that answer a ping now (None: the broker could not be asked).
+
+    A worker with a solo pool (the GPU worker) does not answer while it runs a
+    task: silence alone does not mean a worker is gone.
+    """
+    try:
+        replies = app().control.ping(timeout=timeout) or []
+    except Exception:  # no broker: nobody can be asked
+        return None
+    return {name for reply in replies for name in reply}
+
+
 def consumers(queue: str) -> Consumers:
     """Workers consuming ``queue`` now, each with the device it advertises (a broadcast)."""
     inspect = app().control.inspect(timeout=INSPECT_TIMEOUT_S)

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import sys
+from pathlib import Path
 
 from ..errors import ConfigError
 from ..queues import CONTROL, DEVICE_CONF_KEY, EMBED_CPU, EMBED_GPU, WORKER_DEVICE_ENV
@@ -44,6 +45,21 @@ def _settings(kind: str) -> Tuning:
         return tuning()
     except ConfigError as exc:
         sys.exit(f"reembed {kind} worker: {exc}")
+
+
+def run_beat() -> None:
+    """``celery beat`` with its schedule file in the state directory, created when missing.
+
+    ``REEMBED_STATE_DIR`` (default ``.reembed`` under the working directory) holds
+    beat's last-run times; a fresh checkout, or any directory, starts beat as it is.
+    """
+    knobs = _settings("beat")
+    state = Path(knobs.state_dir).expanduser()
+    state.mkdir(parents=True, exist_ok=True)
+    from .app import app
+
+    app.start(["beat", "--loglevel", knobs.log_level,
+               "--schedule", str(state / "celerybeat-schedule"), *sys.argv[1:]])
 
 
 def run_control() -> None:

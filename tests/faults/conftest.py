@@ -1,10 +1,12 @@
-"""The fault suite's own stack: real services, real workers and a fast real ``celery beat``.
+"""The fault suite's own stacks: real services, real workers and a real ``celery beat``.
 
 Every test here breaks something for real mid-build (a killed worker, a
-restarted service, racing runs) and checks the end state. The stack lives in
-its own temporary folder, leases are short and beat heals every two seconds,
-so recovery that needs no person shows within seconds. Run it with
-``make chaos``; the default ``make test`` leaves this folder out.
+restarted service, racing runs) and checks the end state. Each module gets a
+stack of its own in a temporary folder: ``fault_stack`` with short leases and
+beat healing every two seconds, so recovery that needs no person shows within
+seconds; ``default_stack`` with nothing shortened, as a user runs it. Run them
+with ``make chaos`` (CI does, after the main suite); ``make test`` leaves this
+folder out.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,24 +42,34 @@ from tests.integration.conftest import (
 pytestmark = pytest.mark.faults
 
 WORKERS = ["control", "cpu", "gpu"]
-# Short leases and beat jobs every two seconds: a dead worker's rows come back fast. A
-# lease must outlast a batch's hard time limit, so the batch limits are short too.
-FAULT_ENV = {**TEST_POLICY, "REEMBED_LEASE_S": "10", "REEMBED_BATCH_SOFT_LIMIT_S": "7",
-             "REEMBED_BATCH_TIME_LIMIT_S": "8"}
+# Short leases and beat jobs every two seconds: a dead worker's rows come back fast.
+FAULT_ENV = {**TEST_POLICY, "REEMBED_LEASE_S": "10"}
 BEAT_ENV = {"REEMBED_BEAT_TICK_S": "2", "REEMBED_REAP_S": "2", "REEMBED_RECONCILE_S": "2",
             "REEMBED_REQUEUE_S": "2", "REEMBED_SYNC_S": "0", "REEMBED_VERIFY_S": "0",
             "REEMBED_GC_S": "0"}
 DIMS = 16
 
 
-@pytest.fixture(scope="session")
-def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.Stack]:
-    """Redis (AOF), the Mongo wire server, Chroma, the three workers and beat, all real."""
-    root = tmp_path_factory.mktemp("faultstack")
+PORTS: dict[str, int] = {}  # every stack of the session on the same ports
+
+
+@contextmanager
+def _stack(root: Path, policy: dict[str, str], beat_env: dict[str, str]) -> Iterator[stack.Stack]:
+    """Redis (AOF), the Mongo wire server, Chroma, the three workers and beat, all real.
+
+    Each module's stack listens on the ports of the first one: this process's
+    Celery app, built once, keeps reaching the broker.
+    """
+    if PORTS:
+        stack.Stack(root).save({"ports": dict(PORTS)})
     st = stack.up(root)
-    env = {**st.env(), "REEMBED_DB": f"reembed_faults_{uuid.uuid4().hex[:8]}", **FAULT_ENV}
-    saved = {k: os.environ.get(k) for k in env}
+    PORTS.update({k: int(st.state()[k]["port"]) for k in stack.SERVICES})
+    env = {**st.env(), "REEMBED_DB": f"reembed_faults_{uuid.uuid4().hex[:8]}", **policy}
+    saved = {k: os.environ.get(k) for k in [*env, *BEAT_ENV]}
     os.environ.update(env)
+    for k in BEAT_ENV:
+        os.environ.pop(k, None)
+    BEAT[str(st.root)] = beat_env
     try:
         stack.start_workers(st, WORKERS, extra_env=env)
         start_beat(st)
@@ -67,9 +81,26 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.Stac
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
+@pytest.fixture(scope="module")
+def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.Stack]:
+    """Short leases, beat every two seconds."""
+    with _stack(tmp_path_factory.mktemp("faultstack"), FAULT_ENV, BEAT_ENV) as st:
+        yield st
+
+
+@pytest.fixture(scope="module")
+def default_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.Stack]:
+    """Every setting at its default: the lease, the reaper, beat's schedule."""
+    with _stack(tmp_path_factory.mktemp("defaultstack"), {}, {}) as st:
+        yield st
+
+
+BEAT: dict[str, dict[str, str]] = {}  # stack folder -> the schedule its beat runs
+
+
 def start_beat(st: stack.Stack) -> None:
-    """Start beat with the fast schedule (no-op when it runs)."""
-    stack.start_beat(st, {**dict(os.environ), **BEAT_ENV})
+    """Start the stack's beat with its schedule (no-op when it runs)."""
+    stack.start_beat(st, {**dict(os.environ), **BEAT[str(st.root)]})
 
 
 def revive(st: stack.Stack) -> None:

@@ -19,9 +19,9 @@ import pytest
 
 from reembed.build import runs
 from reembed.ops import stack
-from reembed.store import versions
+from reembed.store import ledger, versions
 from reembed.store.family import Family
-from tests.integration.conftest import cli, new_family, wait_until
+from tests.integration.conftest import cli, flaky, new_family, wait_until
 
 from .conftest import (
     check_end_state,
@@ -184,3 +184,23 @@ def test_a_beat_job_that_meets_a_mongo_outage_is_retried(fault_stack: stack.Stac
     finally:
         stack.start_service(fault_stack, "mongo")
     assert isinstance(result.get(timeout=120), list)
+
+
+def test_a_batch_longer_than_its_lease_is_never_reaped(fault_stack: stack.Stack) -> None:
+    """One batch embeds for 25 s under a 10 s lease while beat reaps every 2 s: the batch
+    renews its lease, so its rows are never handed to anyone else."""
+    fam = new_family(docs(10))
+    embed = {**flaky(dims=16, delay_s=25.0), "document_prefix": "passage: "}
+    embed["options"] = {**embed["options"], "slow_prefix": "passage: "}
+    before = source_hash(fam)
+    t0 = time.monotonic()
+    cli(*run_args(fam.name, "v1", embed, 10), "--set", "document_prefix=passage: ")
+    wait_settled(fam.name, "v1", timeout=120)
+    took = time.monotonic() - t0
+    run = runs.current(versions.get(f"{fam.name}:v1"))
+    assert run is not None and [r.kind for r in run.in_order()] == ["plan"], run.rounds
+    keys = ledger.collection().distinct("batch", {"family": fam.name, "version": "v1"})
+    assert keys == [f"{run.id}:r1:0"], keys
+    assert took >= 25
+    report("batch-longer-than-its-lease", took, check_end_state(fam, "v1", embed, before),
+           "one batch of 25 s under a 10 s lease: never reaped")

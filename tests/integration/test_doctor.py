@@ -73,7 +73,7 @@ def test_all_ok_exits_zero(family: str) -> None:
     names = [line.split(": ", 1)[0].split(None, 1)[1] for line in lines]
     assert names == ["broker", "result backend", "mongo", "chroma", "workers reembed.control",
                      "workers reembed.embed.cpu", "workers reembed.embed.gpu", "beat",
-                     f"model {family}:v1"]
+                     "leases", f"model {family}:v1"]
 
 
 def test_stopped_beat_goes_stale(local_stack: stack.Stack, family: str) -> None:

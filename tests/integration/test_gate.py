@@ -33,7 +33,7 @@ def fam(local_stack: Any) -> str:
 
 def test_a_good_build_passes_every_check(fam: str) -> None:
     checks = versions.get(f"{fam}:good").checks
-    assert set(checks) >= {"completeness", "shape", "self_retrieval"}
+    assert set(checks) >= {"completeness", "recent_writes", "shape", "self_retrieval"}
     assert all(c["passed"] for c in checks.values())
     assert checks["self_retrieval"]["value"] >= 0.99
     assert checks["shape"]["value"] == 64
@@ -84,3 +84,32 @@ def test_golden_queries_gate_and_compare(fam: str, monkeypatch: Any) -> None:
     assert "agreement" in bad.checks and bad.checks["agreement"]["passed"]  # report only
     out = cli("compare", src.name, "g1", "g2", "marker3 place3", "-k", "5").stdout
     assert "overlap@5" in out and "g1" in out and "g2" in out
+
+
+def test_writes_that_did_not_land_fail_the_gate_though_the_count_is_right(
+        local_stack: Any, monkeypatch: Any) -> None:
+    """Vectors of the last batches vanish behind reembed's back, and as many strays
+    appear: the count still matches the ledger, the recent-writes check does not."""
+    from reembed.build import batch, checks, finalize, runs
+    from reembed.build.start import RunSpec, start_run
+    from reembed.worker import bus
+
+    f = new_family(_docs()[:60])
+    monkeypatch.setattr(bus, "fan_out", lambda *args, **kwargs: "sent by hand")
+    started = start_run(RunSpec(family=f.name, version="lossy", embed=NAIVE, batch_chunks=20),
+                        "lossywrites")
+    for key in started.batches:
+        batch.run_batch(started.record.id, key, worker="test@here")
+    rec = versions.get(started.record.id)
+    newest = checks.recent_ids(rec, runs.get("lossywrites"))
+    assert len(newest) == 40  # the two batches written last
+    col = sink.open_collection(rec.collection)
+    col.delete(ids=newest[:5])
+    col.add(ids=[f"stray{i}" for i in range(5)], embeddings=[[0.125] * 64] * 5,
+            documents=["stray"] * 5)
+    outcome = finalize.finalize(rec.id, "lossywrites")
+    got = versions.get(rec.id).checks
+    assert outcome.status == "failed" and got["completeness"]["passed"], got["completeness"]
+    recent = got["recent_writes"]
+    assert not recent["passed"] and recent["value"] == pytest.approx(35 / 40)
+    assert "5 of the 40 vectors written last are missing" in recent["detail"]

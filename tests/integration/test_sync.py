@@ -225,15 +225,19 @@ def test_gc_keeps_active_and_previous_and_dry_run_changes_nothing(local_stack: A
 
     kept = json.loads(cli("gc", fam.name, "--min-age", "0", "--dry-run", "--json").stdout)
     assert kept["drop"] == []  # g1 is one of the two newest old versions kept by default
-    dry = json.loads(cli("gc", fam.name, "--keep", "0", "--min-age", "0", "--dry-run",
-                         "--json").stdout)
+    graced = json.loads(cli("gc", fam.name, "--keep", "0", "--min-age", "0", "--dry-run",
+                            "--json").stdout)
+    assert graced["drop"] == [] and "readers left it" in graced["keep"]["g1"]  # just flipped
+    dry = json.loads(cli("gc", fam.name, "--keep", "0", "--min-age", "0", "--grace", "0",
+                         "--dry-run", "--json").stdout)
     assert dry["drop"] == ["g1"] and dry["dry_run"]
     assert "active" in dry["keep"]["g3"] and "previous" in dry["keep"]["g2"]
     assert versions.get(f"{fam.name}:g1").status == "retired"
     assert sink.open_collection(cols["g1"]).count() == 50
     assert ledger.counts(fam.name, "g1").planned == 50
 
-    done = json.loads(cli("gc", fam.name, "--keep", "0", "--min-age", "0", "--json").stdout)
+    done = json.loads(cli("gc", fam.name, "--keep", "0", "--min-age", "0", "--grace", "0",
+                          "--json").stdout)
     assert done["drop"] == ["g1"] and done["dropped_rows"] == 50
     assert versions.get(f"{fam.name}:g1").status == "dropped"
     assert ledger.counts(fam.name, "g1").planned == 0

@@ -20,23 +20,27 @@ class FlakyEmbedder:
     """Fails for any text containing ``marker`` while the file ``flag_file`` exists.
 
     Deleting the file "fixes the model", so a test can watch failed rows being
-    retried, buried as dead, and revived.
+    retried, buried as dead, and revived. ``delay_s`` makes every call slow, or
+    with ``slow_prefix`` only calls with a text that starts with it (a config's
+    document prefix: batches are slow, its probe and query embeddings are not).
     """
 
     def __init__(self, dims: int, marker: str = "POISON", flag_file: str = "",
-                 delay_s: float = 0.0) -> None:
+                 delay_s: float = 0.0, slow_prefix: str = "") -> None:
         with warnings.catch_warnings():  # the naive driver's "for tests only" notice
             warnings.simplefilter("ignore", NaiveEmbedderWarning)
             self._inner = NaiveEmbedder(NaiveConfig(dims=dims))
         self.dims = dims
         self._marker, self._flag, self._delay = marker, flag_file, delay_s
+        self._slow_prefix = slow_prefix
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if self._flag and os.path.exists(self._flag):
             bad = sum(self._marker in t for t in texts)
             if bad:
                 raise ValueError(f"model rejected {bad} texts containing {self._marker!r}")
-        if self._delay:
+        if self._delay and (not self._slow_prefix
+                            or any(t.startswith(self._slow_prefix) for t in texts)):
             time.sleep(self._delay)
         return self._inner.embed(texts)
 

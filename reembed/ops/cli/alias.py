@@ -61,12 +61,19 @@ def _say(line: str, report: FlipReport) -> None:
 @click.option("--dims", type=int, default=None, help="Expected dims (checked).")
 @click.option("--version", "version", default="legacy", show_default=True)
 @click.option("--force", is_flag=True, help="Point the alias at it even if one exists.")
+@click.option("--external", is_flag=True,
+              help="Built by an embedder reembed cannot run: skip the check that the driver "
+                   "and model made its vectors; reembed then embeds no queries for it.")
 def adopt_cmd(family: str, collection: str, driver: str, model: str | None, dims: int | None,
-              version: str, force: bool) -> None:
-    """Register an existing unversioned collection as a version, without rewriting it."""
+              version: str, force: bool, external: bool) -> None:
+    """Register an existing unversioned collection as a version, without rewriting it.
+
+    A sample of its documents is embedded again with the declared driver and model
+    and compared with its vectors; a mismatch is refused, naming the cosine.
+    """
     from ...hygiene.adopt import adopt
 
-    got = adopt(family, collection, driver, model, dims, version, force)
+    got = adopt(family, collection, driver, model, dims, version, force, external)
     rec = got.record
     click.echo(f"{rec.id}: adopted {collection} ({got.count} vectors, {rec.embed['dims']} dims, "
                f"config_fp {rec.config_fp[:12]})")

@@ -135,13 +135,16 @@ def verify_cmd(family: str, timeout: float, as_json: bool) -> None:
               help="Only drop versions older than this many seconds (default 7 days).")
 @click.option("--dry-run", is_flag=True, help="Only say what would be dropped.")
 @click.option("--adopted", is_flag=True, help="Allow dropping adopted collections too.")
+@click.option("--grace", type=float, default=None,
+              help="Keep a version this many seconds after the alias left it (env "
+                   "REEMBED_GC_GRACE_S, default 300): readers may still be bound to it.")
 @JOB_TIMEOUT
 @JSON
 def gc_cmd(family: str, keep: int | None, min_age: float | None, dry_run: bool,
-           adopted: bool, timeout: float, as_json: bool) -> None:
+           adopted: bool, grace: float | None, timeout: float, as_json: bool) -> None:
     """Drop old versions of FAMILY (collection and ledger rows); never active or previous."""
     (plan,) = _job(names.GC, timeout, family=family, keep=keep, min_age_s=min_age,
-                   dry_run=dry_run, adopted=adopted)
+                   dry_run=dry_run, adopted=adopted, grace_s=grace)
     verb = "would drop" if dry_run else "dropped"
     render.emit(plan, as_json, [f"{verb}: {', '.join(plan['drop']) or 'nothing'}",
                           *(f"kept {v}: {why}" for v, why in plan["keep"].items())])

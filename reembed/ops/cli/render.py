@@ -74,6 +74,9 @@ def version_notes(r: dict[str, Any]) -> list[str]:
     notes = [r["reason"]] if r["reason"] else []
     if r.get("adopted"):
         notes.append("adopted collection: never rewritten, synced or dropped by reembed")
+    if r.get("external"):
+        notes.append("external embedder: reembed embeds no queries for it; readers bring "
+                     "their own")
     if r.get("route"):
         notes.append(f"queue {r['route']['queue']}: {r['route']['reason']}")
     lag = r.get("lag")
@@ -90,6 +93,7 @@ def version_notes(r: dict[str, Any]) -> list[str]:
     if check and not check.get("passed"):
         notes.append(f"VERIFY FAILED: {check.get('detail')}")
     notes += [f"{e['count']} x [{e['status']}] {e['error']}" for e in r["errors"]]
+    notes += [h["line"] for h in r.get("held") or []]
     return notes
 
 

@@ -1,0 +1,51 @@
+"""Leases that follow the work: a running batch keeps renewing the rows it holds.
+
+A batch claims its rows for ``REEMBED_LEASE_S`` seconds and, while it runs,
+renews that lease every third of it from a background thread. A live batch of
+any length is therefore never reaped, and the rows of a worker that died (its
+renewals stop with it) come back to the queue one lease after its last
+renewal, whatever the batch's time limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ..settings import tuning
+from ..store import ledger
+
+log = logging.getLogger("reembed.lease")
+
+
+@contextmanager
+def held(family: str, version: str, batch: str, worker: str) -> Iterator[int]:
+    """Claim the batch's pending rows for ``worker`` and renew their lease until exit.
+
+    Yields how many rows were claimed. A renewal that fails (Mongo away for a
+    moment) is logged and tried again at the next interval; the lease is long
+    enough for two more tries.
+    """
+    knobs = tuning()
+    claimed = ledger.claim(family, version, batch, worker, knobs.lease_s)
+    stop = threading.Event()
+    renewer = threading.Thread(target=_renew, name=f"lease-{batch}", daemon=True,
+                               args=(stop, family, version, batch, worker, knobs.lease_s,
+                                     knobs.renew_s))
+    renewer.start()
+    try:
+        yield claimed
+    finally:
+        stop.set()
+        renewer.join(timeout=knobs.renew_s)
+
+
+def _renew(stop: threading.Event, family: str, version: str, batch: str, worker: str,
+           lease_s: float, every_s: float) -> None:
+    while not stop.wait(every_s):
+        try:
+            ledger.renew(family, version, batch, worker, lease_s)
+        except Exception as exc:  # the next renewal may succeed; the lease has room for it
+            log.warning("renewing the lease of batch %s failed: %s", batch, exc)
