@@ -200,7 +200,7 @@ def recent_writes(col: Any, ids: list[str]) -> Check:
     stored = dict(zip(got["ids"], got["embeddings"], strict=True))
     missing = [i for i in ids if i not in stored]
     sample = [i for i in ids if i in stored][:RECENT_QUERIES]
-    unfound = unfound_by_own_vector(col, sample, [stored[i] for i in sample])
+    unfound = len(unfound_by_own_vector(col, sample, [stored[i] for i in sample]))
     share = (len(ids) - len(missing)) / len(ids)
     problems = [f"{len(missing)} of the {len(ids)} vectors written last are missing "
                 f"(e.g. {missing[0]!r})"] if missing else []
@@ -287,10 +287,10 @@ def adopted_checks(rec: versions.VersionRecord) -> dict[str, Check]:
 
 
 def self_consistency(col: Any, sample: dict[str, list[Any]]) -> Check:
-    """Share of sampled records the index returns in the top 10 for their own vector."""
+    """Share of sampled records the vector index returns for their own vector."""
     floor = tuning().self_retrieval_min
     ids = sample["ids"]
-    found = len(ids) - unfound_by_own_vector(col, ids, sample["embeddings"])
+    found = len(ids) - len(unfound_by_own_vector(col, ids, sample["embeddings"]))
     rate = found / len(ids) if ids else 1.0
     return _result(floor is None or rate >= floor, rate, floor,
                    f"{found} of {len(ids)} sampled vectors found themselves in the top {K}")

@@ -30,7 +30,7 @@ from pymongo.errors import DuplicateKeyError
 
 from ..errors import NotFoundError, StateError
 from ..settings import tuning
-from ..store import ledger, versions
+from ..store import ledger, stuck, versions
 from ..store.family import get_family
 from ..store.mongo import RUNS, owned
 from ..store.versions import VersionRecord
@@ -261,7 +261,7 @@ def requeue_round(run: Run, rows: list[ledger.Row], from_status: Iterable[str],
         by_key[batcher.key_for(len(ids))] += ids
     moved, keys = 0, []
     for key, ids in by_key.items():
-        n = ledger.requeue(ids, key, from_status, reset_attempts)
+        n = stuck.requeue(ids, key, from_status, reset_attempts)
         if n:
             moved += n
             keys.append(key)

@@ -8,6 +8,7 @@ stopped normalizing); adoption reads an existing collection's width and norms.
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 import numpy as np
@@ -68,20 +69,27 @@ def sample_records(col: Any, n: int) -> dict[str, list[Any]]:
     return {"ids": ids, "documents": docs, "embeddings": vecs}
 
 
-def unfound_by_own_vector(col: Any, ids: list[str], vectors: list[Any]) -> int:
-    """How many of these records are not among the top 10 when queried with their own vector.
+def unfound_by_own_vector(col: Any, ids: list[str], vectors: list[Any],
+                          waits_s: tuple[float, ...] = (1.0, 2.0, 4.0)) -> list[str]:
+    """The records the vector index does not return for their own vector.
 
-    The index must find what it holds; ``K`` identical vectors in the top 10 are a
-    tie that cannot be told apart, and count as found.
+    The search is restricted to these ids and asks for all of them, so near
+    duplicates elsewhere in the collection cannot crowd a record out: one the
+    index holds is always returned. A write the server has taken can reach its
+    query path a moment later, so the records not found are asked again after
+    each of ``waits_s``; only those still missing are lost.
     """
-    if not ids:
-        return 0
-    res = col.query(query_embeddings=vectors, n_results=K, include=["distances"])
-    unfound = 0
-    for own, top, dist in zip(ids, res["ids"], res["distances"] or [], strict=True):
-        tied = len(dist) == K and dist[-1] < EPS
-        unfound += own not in top and not tied
-    return unfound
+    missing = dict(zip(ids, vectors, strict=True))
+    for wait in (0.0, *waits_s):
+        if not missing:
+            break
+        time.sleep(wait)
+        asked = list(missing)
+        res = col.query(query_embeddings=[missing[i] for i in asked], ids=asked,
+                        n_results=len(asked), include=[])
+        missing = {i: missing[i] for i, top in zip(asked, res["ids"], strict=True)
+                   if i not in top}
+    return list(missing)
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..settings import tuning
-from ..store import ledger
+from ..store import stuck
 from ..worker import bus
 
 
@@ -50,7 +50,7 @@ class Holder:
 def holders(family: str | None = None, version: str | None = None,
             answering: set[str] | None = None) -> list[Holder]:
     """The workers holding rows (of one version, or all), each with its verdict."""
-    held = ledger.holders(family, version)
+    held = stuck.holders(family, version)
     if not held:
         return []
     alive = bus.answering() if answering is None else answering

@@ -25,7 +25,7 @@ from ..build.run_model import OPEN, RoundKind, Run, RunKind, RunState
 from ..errors import NotFoundError, StateError
 from ..naming import version_id
 from ..settings import tuning
-from ..store import ledger, versions
+from ..store import ledger, stuck, versions
 from ..store.ledger import Row, RowStatus
 
 MAX_BACKOFF_S = 3600.0
@@ -59,11 +59,11 @@ def requeue_errors(family: str | None = None, now: bool = False) -> list[Requeue
     """The beat job: retry failed rows whose backoff passed; bury those at the cap."""
     cap, t = tuning().max_attempts, time.time()
     reports = []
-    for (fam, label), group in by_version(ledger.failed_rows(family, SCAN_LIMIT)).items():
+    for (fam, label), group in by_version(stuck.failed_rows(family, SCAN_LIMIT)).items():
         report = RequeueReport(fam, label)
         dead = [r.id for r in group if r.attempts >= cap]
         due = [r for r in group if r.attempts < cap and (now or _due(r, t))]
-        report.dead = ledger.mark_dead(dead) if dead else 0
+        report.dead = stuck.mark_dead(dead) if dead else 0
         report.waiting = len(group) - len(dead) - len(due)
         if due:
             put_back(report, due, (ledger.ERROR,), RoundKind.RETRY)
@@ -81,7 +81,7 @@ def retry(family: str, version: str, dead: bool = False) -> RequeueReport:
     """``reembed retry``: retry a version's failed rows now; with ``dead`` the dead ones too."""
     versions.get(version_id(family, version))
     statuses = [ledger.ERROR, *([ledger.DEAD] if dead else [])]
-    rows = ledger.retryable_rows(family, version, statuses, SCAN_LIMIT * 10)
+    rows = stuck.retryable_rows(family, version, statuses, SCAN_LIMIT * 10)
     report = RequeueReport(family, version)
     if rows:
         put_back(report, rows, statuses, RoundKind.RETRY, reset_attempts=dead)

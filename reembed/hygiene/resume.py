@@ -17,7 +17,7 @@ from ..build.run_model import RoundKind, Run, RunKind, RunState
 from ..build.start import RunSpec
 from ..naming import version_id
 from ..settings import tuning
-from ..store import ledger, versions
+from ..store import ledger, stuck, versions
 from ..worker import bus, names
 from .holders import holders, stale_before
 from .requeue import RequeueReport, put_back
@@ -49,8 +49,8 @@ def _from_ledger(report: RequeueReport, run: Run | None) -> None:
     family, version = report.family, report.version
     held = holders(family, version)
     gone = [h.worker for h in held if h.gone]
-    rows = [*ledger.stalled_rows(family, version, time.time()),
-            *ledger.held_by(gone, stale_before(), 0, family, version)]
+    rows = [*stuck.stalled_rows(family, version, time.time()),
+            *stuck.held_by(gone, stale_before(), 0, family, version)]
     busy = [h.line() for h in held if not h.gone]
     if rows:
         put_back(report, rows, ledger.PENDING, RoundKind.RESUME)

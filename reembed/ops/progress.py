@@ -151,29 +151,8 @@ def lag(rec: versions.VersionRecord) -> dict[str, Any]:
 
 
 def queue_depths() -> dict[str, int | None]:
-    """Messages waiting in each reembed queue on the broker (None: broker unreachable).
-
-    Kombu's Redis transport keeps a queue as one list per priority step (the
-    queue's name, then the name, a separator and the priority); waiting messages
-    are their sum.
-    """
-    import redis
-
-    from ..queues import ALL
-    from ..settings import settings
-
-    try:
-        r = redis.Redis.from_url(settings().broker_url, socket_timeout=3)
-        return {q: sum(int(r.llen(k)) for k in _priority_keys(q)) for q in ALL}
-    except redis.RedisError:
-        return dict.fromkeys(ALL)
-
-
-PRIORITY_SEP = "\x06\x16"  # kombu.transport.redis separator between queue and priority
-
-
-def _priority_keys(queue: str) -> list[str]:
-    return [queue, *(f"{queue}{PRIORITY_SEP}{p}" for p in range(1, 10))]
+    """Messages waiting in each reembed queue on the broker (None: broker unreachable)."""
+    return bus.waiting()
 
 
 def beat_last_tick() -> datetime | None:

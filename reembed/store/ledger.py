@@ -4,8 +4,9 @@ One row per (family, version, source_id, chunk_id). ``content_fp`` on a row is
 the fingerprint of the vector that is in Chroma (or of the skip/error marker),
 so stale vectors can be found and deleted by id without scanning Chroma.
 Every write is a bulk, unordered write; reads use one ``$in`` query per batch.
-No other module queries the collection: every filter is written here, in the
-spelling of :func:`version_key`.
+No other module queries the collection but :mod:`.stuck` (the rows healing
+looks for): every filter is written here or there, in the spelling of
+:func:`version_key`.
 """
 
 from __future__ import annotations
@@ -233,67 +234,6 @@ def source_refs(family: str, version: str, source_ids: list[str]) -> dict[str, A
             if "source_ref" in d}
 
 
-_REQUEUE_FIELDS = {"family": 1, "version": 1, "source_id": 1, "chunk_id": 1, "status": 1,
-                   "attempts": 1, "failed_at": 1, "retryable": 1, "worker": 1}
-
-
-def _find(query: dict[str, Any], limit: int) -> list[Row]:
-    return [Row.from_doc(d) for d in collection().find(query, _REQUEUE_FIELDS).limit(limit)]
-
-
-def failed_rows(family: str | None, limit: int) -> list[Row]:
-    """Up to ``limit`` retryable ``error`` rows (of ``family``, or of every family)."""
-    query: dict[str, Any] = {"status": {"$eq": ERROR}, "retryable": {"$eq": True}}
-    if family:
-        query["family"] = {"$eq": family}
-    return _find(query, limit)
-
-
-def retryable_rows(family: str, version: str, statuses: list[RowStatus], limit: int
-                   ) -> list[Row]:
-    """Up to ``limit`` retryable rows of a version in ``statuses``."""
-    return _find({**version_key(family, version, retryable=True),
-                  "status": {"$in": list(statuses)}}, limit)
-
-
-def expired_leases(before: float, limit: int) -> list[Row]:
-    """Up to ``limit`` rows of any version still ``processing`` with a lease that ended."""
-    return _find({"status": {"$eq": PROCESSING}, "lease_until": {"$lt": before}}, limit)
-
-
-def stalled_rows(family: str, version: str, before: float) -> list[Row]:
-    """A version's queued rows and its rows whose lease ended (what a lost message left)."""
-    key = version_key(family, version)
-    return [*_find({**key, "status": {"$eq": QUEUED}}, 0),
-            *_find({**key, "status": {"$eq": PROCESSING}, "lease_until": {"$lt": before}},
-                   0)]
-
-
-def holders(family: str | None = None, version: str | None = None) -> dict[str, tuple[int, float]]:
-    """Workers holding ``processing`` rows (of one version, or of all): rows and latest lease."""
-    match: dict[str, Any] = {"status": {"$eq": PROCESSING}}
-    if family is not None and version is not None:
-        match = {**version_key(family, version), **match}
-    pipeline: list[dict[str, Any]] = [
-        {"$match": match},
-        {"$group": {"_id": "$worker", "n": {"$sum": 1}, "until": {"$max": "$lease_until"}}}]
-    return {str(d["_id"]): (int(d["n"]), float(d["until"] or 0))
-            for d in collection().aggregate(pipeline)}
-
-
-def held_by(workers: list[str], lease_before: float, limit: int, family: str | None = None,
-            version: str | None = None) -> list[Row]:
-    """Up to ``limit`` ``processing`` rows of these workers (of one version, or of all)
-    whose lease ends before ``lease_before``."""
-    if not workers:
-        return []
-    query: dict[str, Any] = {"status": {"$eq": PROCESSING}, "worker": {"$in": workers},
-                             "lease_until": {"$lt": lease_before}}
-    if family is not None and version is not None:
-        query = {**version_key(family, version), **query}
-    return _find(query, limit)
-
-
 def source_heads(family: str, version: str, page_size: int = 1000) -> Iterator[list[Row]]:
     """Every source the version has rows for (its chunk-0 row), in ``source_id`` pages.
 
@@ -328,12 +268,13 @@ def queue_ops(family: str, version: str, config_fp: str, batch: str, source_ref:
     ``content_fp`` is left alone: it still names the vector in Chroma, which the
     batch needs to delete if the text changed.
     """
-    t = now()
+    t, queued_at = now(), epoch()
     return [
         UpdateOne(
             {"_id": ledger_id(sid, cid, version, family)},
             {"$set": {"status": QUEUED, "batch": batch, "config_fp": config_fp,
-                      "source_ref": source_ref, "lease_until": None, "updated_at": t},
+                      "source_ref": source_ref, "lease_until": None, "updated_at": t,
+                      "queued_at": queued_at},
              "$setOnInsert": {"family": family, "version": version, "source_id": sid,
                               "chunk_id": cid, "content_fp": None, "attempts": 0,
                               "error": None, "created_at": t}},
@@ -399,27 +340,6 @@ def fail_batch(family: str, version: str, batch: str, reason: str) -> int:
     ).modified_count
 
 
-def requeue(ids: list[str], batch: str, from_status: Iterable[str],
-            reset_attempts: bool = False) -> int:
-    """Put rows back to ``queued`` under ``batch``, only if still in ``from_status``."""
-    fields: dict[str, Any] = {"status": QUEUED, "batch": batch, "lease_until": None,
-                              "updated_at": now()}
-    if reset_attempts:
-        fields["attempts"] = 0
-    return collection().update_many(
-        {"_id": {"$in": ids}, "status": {"$in": list(from_status)}},
-        {"$set": fields},
-    ).modified_count
-
-
-def mark_dead(ids: list[str]) -> int:
-    """Stop retrying rows that reached the attempt cap (``reembed retry --dead`` revives)."""
-    return collection().update_many(
-        {"_id": {"$in": ids}, "status": {"$eq": ERROR}},
-        {"$set": {"status": DEAD, "updated_at": now()}},
-    ).modified_count
-
-
 def assign_sources(family: str, version: str, source_ids: list[str], batch: str) -> int:
     """Queue every row of these sources under ``batch`` (the batch decides their fate)."""
     if not source_ids:
@@ -427,7 +347,7 @@ def assign_sources(family: str, version: str, source_ids: list[str], batch: str)
     return collection().update_many(
         {**version_key(family, version), "source_id": _among(source_ids)},
         {"$set": {"status": QUEUED, "batch": batch, "lease_until": None,
-                  "updated_at": now()}},
+                  "updated_at": now(), "queued_at": epoch()}},
     ).modified_count
 
 

@@ -15,10 +15,12 @@ from celery import Celery, chord
 from celery.canvas import Signature
 from celery.result import AsyncResult
 
-from ..queues import CONTROL, DEVICE_CONF_KEY, EMBED_CPU
+from ..queues import ALL, CONTROL, DEVICE_CONF_KEY, EMBED_CPU
+from ..settings import settings
 from . import names
 
 INSPECT_TIMEOUT_S = 1.5
+CONSUMERS_TIMEOUTS_S = (INSPECT_TIMEOUT_S, 4.0)
 
 Consumers = dict[str, str]  # worker name -> the device it embeds on
 
@@ -55,6 +57,31 @@ def fan_out(vid: str, run_id: str, batches: list[str], queue: str | None) -> str
     return str(chord(header)(callback).id)
 
 
+PRIORITY_SEP = "\x06\x16"  # kombu.transport.redis separator between queue and priority
+
+
+def waiting() -> dict[str, int | None]:
+    """Messages waiting in each reembed queue (None: the broker could not be asked).
+
+    Kombu's Redis transport keeps a queue as one list per priority step (the
+    queue's name, then the name, a separator and the priority); waiting messages
+    are their sum. Messages a worker has taken but not acknowledged are not
+    waiting.
+    """
+    import redis
+
+    try:
+        r = redis.Redis.from_url(settings().broker_url, socket_timeout=3)
+        with r:
+            return {q: sum(int(r.llen(k)) for k in _priority_keys(q)) for q in ALL}
+    except redis.RedisError:
+        return dict.fromkeys(ALL)
+
+
+def _priority_keys(queue: str) -> list[str]:
+    return [queue, *(f"{queue}{PRIORITY_SEP}{p}" for p in range(1, 10))]
+
+
 def answering(timeout: float = INSPECT_TIMEOUT_S) -> set[str] | None:
     """Names of the workers that answer a ping now (None: the broker could not be asked).
 
@@ -69,12 +96,28 @@ def answering(timeout: float = INSPECT_TIMEOUT_S) -> set[str] | None:
 
 
 def consumers(queue: str) -> Consumers:
-    """Workers consuming ``queue`` now, each with the device it advertises (a broadcast)."""
-    inspect = app().control.inspect(timeout=INSPECT_TIMEOUT_S)
+    """Workers consuming ``queue`` now, each with the device it advertises (a broadcast).
+
+    A broadcast on a busy machine can miss a reply that would have come a moment
+    later, and an empty answer routes ``device: auto`` away from the GPU queue;
+    so an empty or partial answer is asked once more with a longer wait.
+    """
+    found: Consumers = {}
+    for timeout in CONSUMERS_TIMEOUTS_S:
+        found, complete = _ask_consumers(queue, timeout)
+        if found and complete:
+            return found
+    return found
+
+
+def _ask_consumers(queue: str, timeout: float) -> tuple[Consumers, bool]:
+    """One broadcast: the consumers of ``queue`` and whether each told its device."""
+    inspect = app().control.inspect(timeout=timeout)
     try:
         queues = inspect.active_queues() or {}
         confs = inspect.conf(with_defaults=False) or {}
     except Exception:  # no broker or no reply: nobody is known to consume it
-        return {}
-    return {name: str((confs.get(name) or {}).get(DEVICE_CONF_KEY, "cpu"))
-            for name, qs in queues.items() if any(q.get("name") == queue for q in qs)}
+        return {}, False
+    names_ = [name for name, qs in queues.items() if any(q.get("name") == queue for q in qs)]
+    found = {name: str((confs.get(name) or {}).get(DEVICE_CONF_KEY, "cpu")) for name in names_}
+    return found, all(name in confs for name in names_)

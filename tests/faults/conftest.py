@@ -161,7 +161,8 @@ def check_end_state(fam: Family, version: str, embed: dict[str, Any], before: st
     want = expected_state(fam, embed)
     counts = ledger.counts(fam.name, version)
     col = sink.open_collection(rec.collection)
-    ids = col.get(include=[])["ids"]
+    ids = [i for offset in range(0, col.count(), 5000)
+           for i in col.get(include=[], limit=5000, offset=offset)["ids"]]
     rows = Counter((r["source_id"], r["chunk_id"]) for r in ledger.collection().find(
         ledger.version_key(fam.name, version), {"source_id": 1, "chunk_id": 1}))
     assert not [k for k, n in rows.items() if n > 1], "duplicate ledger rows"

@@ -124,9 +124,12 @@ def collection_state(family: str, version: str) -> dict[str, str]:
     from reembed.store import sink, versions
 
     col = sink.open_collection(versions.get(f"{family}:{version}").collection)
-    got = col.get(include=["metadatas"])
-    return {i: str((m or {}).get("content_fp")) for i, m in zip(got["ids"], got["metadatas"] or [],
-                                                                strict=True)}
+    out: dict[str, str] = {}
+    for offset in range(0, col.count(), 5000):  # one get of 100,000 records overflows Chroma
+        got = col.get(include=["metadatas"], limit=5000, offset=offset)
+        out.update((i, str((m or {}).get("content_fp")))
+                   for i, m in zip(got["ids"], got["metadatas"] or [], strict=True))
+    return out
 
 
 def expected_state(fam: Family, embed: dict[str, Any]) -> dict[str, str]:

@@ -12,7 +12,7 @@ from bson import ObjectId
 from celery import group
 
 from reembed.build import runs
-from reembed.build.start import RunSpec, Started, start_run
+from reembed.build.start import RunSpec, Started, resolve, start_run
 from reembed.ops import stack
 from reembed.store import aliases, ledger, versions
 from reembed.worker import bus
@@ -111,3 +111,28 @@ def test_beat_syncs_the_active_version(beat: Any) -> None:
     assert aliases.active_version(fam.name) == "s1"
     wait_until(lambda: bool(versions.get(f"{fam.name}:s1").verify), "beat's verify", timeout=30)
     assert versions.get(f"{fam.name}:s1").verify["passed"]
+
+
+def test_queued_rows_whose_messages_were_lost_are_sent_again(beat: Any) -> None:
+    """The broker loses the waiting batch messages; nobody runs `reembed resume`: once the
+    rows have waited a lease with their queue empty and nothing embedding, beat's reaper
+    sends them again."""
+    from reembed.tasks import reembed_family
+    from reembed.worker.app import app
+
+    fam = new_family(_docs(160))
+    slow = flaky(dims=16, delay_s=0.3)
+    target = resolve(fam.name, "orphans", slow)
+    reembed_family.apply_async(kwargs={"family": fam.name, "version": "orphans",
+                                       "batch_chunks": 10,
+                                       "embed": target.config.model_dump(mode="json")})
+    wait_until(lambda: ledger.counts(fam.name, "orphans")[ledger.DONE] > 0, "the first batch")
+    with app.connection_for_write() as conn:
+        assert conn.default_channel.queue_purge("reembed.embed.cpu")
+    wait_until(lambda: versions.get(f"{fam.name}:orphans").status == "ready",
+               "the reaper to send the orphaned rows again", timeout=180)
+    counts = ledger.counts(fam.name, "orphans")
+    assert counts[ledger.DONE] == 160 and counts.planned == 160
+    run = runs.current(versions.get(f"{fam.name}:orphans"))
+    assert run is not None and "reap" in [r.kind for r in run.in_order()]
+    assert collection_state(fam.name, "orphans") == expected_state(fam, slow)
