@@ -1,4 +1,4 @@
-"""One chunk-batch: read its documents, embed, write Chroma, then the ledger.
+"""One chunk-batch: read its documents, embed and write Chroma (overlapped), then the ledger.
 
 Chroma is written before the ledger, so a crash between the two leaves rows in
 ``processing`` (re-done later) and never a ``done`` row without its vector.
@@ -24,7 +24,7 @@ from ..store import ledger, sink, source, versions
 from ..store.family import Family, get_family
 from ..store.ledger import Row
 from ..store.metadata import chunk_metadata
-from . import lease
+from . import lease, pipeline
 from .documents import DocPlan, read_document
 
 
@@ -64,10 +64,8 @@ def run_batch(vid: str, batch: str, worker: str = "") -> BatchResult:
     with lease.held(rec.family, rec.version, batch, worker):
         work = _load(rec, pending)
         items = [(sid, c) for sid, p in work.plans.items() for c in p.chunks]
-        vectors, errors = embed_resilient(get_embedder(work.config), work.config,
-                                          [c.text for _, c in items])
-        written = _write_chroma(rec, work, items, vectors)
-        return _write_ledger(work, items, errors, written, worker)
+        written = _embed_and_write(rec, work, items)
+        return _write_ledger(work, items, written.errors, written.ids, worker)
 
 
 def _load(rec: versions.VersionRecord, rows: list[Row]) -> _Work:
@@ -80,9 +78,37 @@ def _load(rec: versions.VersionRecord, rows: list[Row]) -> _Work:
     return _Work(family, config, rec.version, refs, docs, plans, existing)
 
 
-def _write_chroma(rec: versions.VersionRecord, work: _Work, items: list[tuple[str, Chunk]],
-                  vectors: list[np.ndarray | None]) -> set[str]:
-    """Upsert new vectors, then delete the ones whose chunk changed or vanished."""
+@dataclass
+class _Written:
+    """What reached Chroma: the ids upserted, and each item's embedding error."""
+
+    ids: set[str]
+    errors: list[str | None]
+
+
+def _embed_and_write(rec: versions.VersionRecord, work: _Work,
+                     items: list[tuple[str, Chunk]]) -> _Written:
+    """Embed the items in parts, each upserted while the next embeds; then delete the
+    vectors whose chunk changed or vanished."""
+    col = sink.open_collection(rec.collection)
+    embedder = get_embedder(work.config)
+    ids: set[str] = set()
+
+    def write(idx: list[int], vecs: list[np.ndarray | None]) -> None:
+        ids.update(_upsert(col, rec, work, [items[i] for i in idx], vecs))
+
+    _, errors = pipeline.embed_and_write(
+        [c.text for _, c in items], lambda texts: embed_resilient(embedder, work.config, texts),
+        write, max(pipeline.PART, work.config.batch_size))
+    stale = sorted(_old_ids(work) - ids)
+    if stale:
+        sink.delete(col, stale)
+    return _Written(ids, errors)
+
+
+def _upsert(col: Any, rec: versions.VersionRecord, work: _Work,
+            items: list[tuple[str, Chunk]], vectors: list[np.ndarray | None]) -> list[str]:
+    """Upsert the items that have a vector; their Chroma ids."""
     ids, vecs, texts, metas = [], [], [], []
     for (sid, chunk), vec in zip(items, vectors, strict=True):
         if vec is None:
@@ -91,13 +117,9 @@ def _write_chroma(rec: versions.VersionRecord, work: _Work, items: list[tuple[st
         vecs.append(vec)
         texts.append(chunk.text)
         metas.append(_metadata(rec, work, sid, chunk))
-    col = sink.open_collection(rec.collection)
     if ids:
         sink.upsert(col, ids, np.stack(vecs), texts, metas)
-    stale = sorted(_old_ids(work) - set(ids))
-    if stale:
-        sink.delete(col, stale)
-    return set(ids)
+    return ids
 
 
 def _metadata(rec: versions.VersionRecord, work: _Work, sid: str, chunk: Chunk

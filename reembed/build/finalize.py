@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import AliasConflictError, StateError
 from ..store import aliases, ledger, versions
 from . import catchup, checks, runs
-from .run_model import FlipAction, FlipError, FlipErrorKind, Run
+from .run_model import FlipAction, FlipError, FlipErrorKind, Run, RunState
 
 
 @dataclass(frozen=True)
@@ -36,17 +36,35 @@ class Outcome:
                                                 if k != "version_id"}}
 
 
-def finalize(vid: str, run_id: str) -> Outcome:
-    """Decide run ``run_id`` of ``vid`` from the ledger and Chroma; catch up and flip if asked."""
+def finalize(vid: str, run_id: str, reclaim: bool = False) -> Outcome:
+    """Decide run ``run_id`` of ``vid`` from the ledger and Chroma; catch up and flip if asked.
+
+    Every chord of a run has this callback; the one that finds the run planned
+    and every row settled takes the decision (a compare-and-set on the run's
+    state), the others return. ``reclaim`` (the reconciler) also takes over a
+    decision whose callback died while finalizing.
+    """
     rec, run = versions.get(vid), runs.get(run_id)
     if rec.run_id != run_id:  # a newer run owns the version; its own callback decides
         runs.supersede(run, f"version taken by run {rec.run_id}")
         return Outcome(vid, rec.status, rec.counts, "superseded by a newer run", False)
+    if run.state == RunState.PLANNING:  # the planner sends a callback once it has ended
+        return Outcome(vid, rec.status, rec.counts, "still planning", False, waiting=True)
+    if ledger.has_pending(rec.family, rec.version):  # a later chord's callback decides
+        return Outcome(vid, rec.status, rec.counts, "chunks still in flight", False,
+                       waiting=True)
+    if not runs.begin_finalize(run, reclaim):
+        return Outcome(vid, rec.status, rec.counts, "decided by another callback", False)
+    if ledger.has_pending(rec.family, rec.version) and runs.reopen(run):  # rows came meanwhile
+        return Outcome(vid, rec.status, rec.counts, "chunks still in flight", False,
+                       waiting=True)
+    return _decide(rec, runs.get(run_id))
+
+
+def _decide(rec: versions.VersionRecord, run: Run) -> Outcome:
+    """Counts, checks, status, catch-up and flip of a run this callback took."""
+    vid, run_id = rec.id, run.id
     counts = ledger.counts(rec.family, rec.version)
-    if counts.pending:  # a later round of this run is in flight; its callback decides
-        return Outcome(vid, rec.status, counts.as_dict(),
-                       f"{counts.pending} chunks still in flight", False, waiting=True)
-    runs.begin_finalize(run)
     started = time.monotonic()
     results = checks.run_checks(rec, counts, full=run.flip is not None or run.kind.full_checks,
                                 recent=checks.recent_ids(rec, run))
@@ -59,9 +77,10 @@ def finalize(vid: str, run_id: str) -> Outcome:
         if pending is not None:
             return Outcome(vid, rec.status, counts.as_dict(), pending, False, waiting=True)
     runs.record(run, checks_s=round(time.monotonic() - started, 3))
-    if not runs.finish(run, status=status, counts=counts.as_dict(), reason=reason,
-                       checks=results, flipping=wants_flip):
-        return Outcome(vid, rec.status, counts.as_dict(), "superseded by a newer run", False)
+    refused = runs.finish(run, status=status, counts=counts.as_dict(), reason=reason,
+                          checks=results, flipping=wants_flip)
+    if refused is not None:
+        return Outcome(vid, rec.status, counts.as_dict(), refused, False)
     if not wants_flip:
         return Outcome(vid, status, counts.as_dict(), reason, False)
     done = _flip_once(runs.get(run_id))

@@ -6,10 +6,20 @@ sources whose chunks are not already done with the same config and content
 fingerprints. Batches are named, not listed, in task messages: the ledger rows
 carry their batch key (:mod:`.batching`), so a message is a few bytes whatever
 the batch size and the planner's memory does not grow with the family.
+
+Planning streams: batches are handed to a ``stream`` callback as soon as they
+are sealed (the first at once, then every few batches or every second), so
+embedding starts while the rest of the family is still being read, and the
+time to the first vector does not grow with the family. Each page's dirty
+sources are ordered by length before being cut into batches, so texts of
+similar length are embedded together (a page is the bounded window).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,8 +29,12 @@ from ..settings import tuning
 from ..store import ledger, source
 from ..store.family import Family
 from ..store.ledger import Row
-from .batching import Batcher, of_run
+from .batching import Batcher, length_order, of_run
 from .documents import DocPlan, read_document
+
+Stream = Callable[[list[str], int], None]  # sealed batch keys, and the chunks they hold
+STREAM_EVERY_S = 1.0  # a planner hands sealed batches over at least this often ...
+STREAM_BATCHES = 8  # ... or as soon as this many are sealed
 
 
 @dataclass
@@ -34,6 +48,9 @@ class Plan:
     busy_sources: int = 0
     queued_chunks: int = 0
     batches: list[str] = field(default_factory=list)
+    streamed: int = 0  # batches already handed to the stream while planning
+    streamed_chunks: int = 0  # chunks of those batches (as counted when they were handed over)
+    rest: list[str] = field(default_factory=list)  # batches left to fan out after planning
     watermark: Any = None  # the newest updated_key value when the scan started
     since: Any = None  # the scan read only documents updated since this (None: all)
 
@@ -79,7 +96,8 @@ def is_busy(rows: list[Row], run_id: str, now: float) -> bool:
 
 
 def plan_build(family: Family, version: str, config: AnyEmbedConfig, run_id: str,
-               batcher: Batcher, page_size: int = 1000, since: Any = None) -> Plan:
+               batcher: Batcher, page_size: int = 1000, since: Any = None,
+               stream: Stream | None = None) -> Plan:
     """Queue, under ``batcher``'s keys, every chunk version ``version`` lacks and every
     source it must forget.
 
@@ -87,19 +105,52 @@ def plan_build(family: Family, version: str, config: AnyEmbedConfig, run_id: str
     updated since ``since`` when the family has an ``updated_key``); documents
     deleted from the source (or no longer matching the filter) from one pass
     over the version's ledger, skipped for a version that had no rows yet.
+    With ``stream``, sealed batches are handed over while planning goes on;
+    ``plan.rest`` holds the batches left to fan out once it has ended.
     """
     plan = Plan(watermark=source.newest(family), since=since if family.updated_key else None)
     plan.batches = batcher.keys
     had_rows = ledger.has_rows(family.name, version)
-    before = source.count(family, plan.since)
+    flush = _Flush(batcher, plan, stream)
     max_chars = tuning().max_text_chars
-    for page in source.iter_pages(family, page_size, plan.since):
-        plan.sources += len(page)
-        _plan_page(family, version, config, run_id, page, batcher, plan, max_chars)
-    _check_complete(family, plan.sources, before, plan.since)
+    with ThreadPoolExecutor(1) as pool:  # the count runs beside the first pages
+        before = pool.submit(source.count, family, plan.since)
+        for page in source.iter_pages(family, page_size, plan.since):
+            plan.sources += len(page)
+            _plan_page(family, version, config, run_id, page, batcher, plan, max_chars)
+            flush.page_done()
+        _check_complete(family, plan.sources, before.result(), plan.since)
     if had_rows:
         _plan_deletions(family, version, batcher, plan, page_size)
+    plan.rest = flush.rest()
     return plan
+
+
+class _Flush:
+    """Hands sealed batches to the stream: the first at once, then in groups."""
+
+    def __init__(self, batcher: Batcher, plan: Plan, stream: Stream | None) -> None:
+        self.batcher, self.plan, self.stream = batcher, plan, stream
+        self.keys: list[str] = []
+        self.last = 0.0
+
+    def page_done(self) -> None:
+        if self.stream is None:
+            return
+        self.keys += self.batcher.take_sealed()
+        due = (not self.plan.streamed or len(self.keys) >= STREAM_BATCHES
+               or time.monotonic() - self.last >= STREAM_EVERY_S)
+        if self.keys and due:
+            # Counts the open batch's chunks early; the round's total is exact at the end.
+            chunks = self.plan.queued_chunks - self.plan.streamed_chunks
+            self.stream(self.keys, chunks)
+            self.plan.streamed += len(self.keys)
+            self.plan.streamed_chunks += chunks
+            self.keys, self.last = [], time.monotonic()
+
+    def rest(self) -> list[str]:
+        """Every key not streamed yet (planning has ended)."""
+        return self.keys + self.batcher.take_rest()
 
 
 def _plan_page(family: Family, version: str, config: AnyEmbedConfig, run_id: str,
@@ -108,7 +159,7 @@ def _plan_page(family: Family, version: str, config: AnyEmbedConfig, run_id: str
     existing = ledger.rows_for_sources(family.name, version, [d.source_id for d in docs])
     ops: list[Any] = []
     now = ledger.epoch()
-    for doc in docs:
+    for doc in _by_length(docs):
         rows = existing.get(doc.source_id, [])
         if is_current(doc, rows, config.config_fp):
             continue
@@ -123,6 +174,11 @@ def _plan_page(family: Family, version: str, config: AnyEmbedConfig, run_id: str
         plan.new_sources += not rows
         plan.queued_chunks += len(chunk_ids)
     ledger.apply(ops)
+
+
+def _by_length(docs: list[DocPlan]) -> list[DocPlan]:
+    """The page's documents, shortest text first (batches of similar lengths)."""
+    return [docs[i] for i in length_order([sum(len(c.text) for c in d.chunks) for d in docs])]
 
 
 def _plan_deletions(family: Family, version: str, batcher: Batcher, plan: Plan,

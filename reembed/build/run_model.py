@@ -155,6 +155,8 @@ class Run(BaseModel):
     counts: dict[str, int] = Field(default_factory=dict)
     checks_s: float | None = None
     planner_pid: int | None = None
+    planner: str | None = None  # the worker that plans the run (a lost one is re-planned)
+    decisions: int = 0  # callbacks that took the decision (one per time it was re-opened)
     started_at: datetime | None = None
     finished_at: datetime | None = None
     touched: float = 0.0

@@ -35,8 +35,9 @@ from ..store.family import get_family
 from ..store.mongo import RUNS, owned
 from ..store.versions import VersionRecord
 from ..worker import bus
+from . import lease
 from .batching import Batcher, round_prefix
-from .planner import Plan, plan_build
+from .planner import Plan, Stream, plan_build
 from .run_model import (
     FINISHED,
     OPEN,
@@ -99,6 +100,16 @@ def history(vid: str, limit: int = 20) -> list[Run]:
     """The newest runs of a version, newest first."""
     docs = _col().find({"version_id": vid}).sort("started_at", DESCENDING).limit(limit)
     return [Run.model_validate(d) for d in docs]
+
+
+def planning_runs() -> list[Run]:
+    """Runs whose planner is reading the source now (or was, when it was lost)."""
+    return [Run.model_validate(d) for d in _col().find({"state": RunState.PLANNING})]
+
+
+def claim_replan(run: Run) -> bool:
+    """True once per stale stamp: whoever re-plans a lost planner's run restarts its clock."""
+    return _set(run.id, only_if={"state": RunState.PLANNING, "touched": run.touched}) is not None
 
 
 def open_runs() -> list[Run]:
@@ -206,14 +217,18 @@ def _open_round(run: Run) -> int:
 
 
 def _close_round(run: Run, rnd: Round, batches: list[str], caught: int = 0,
-                 state: RunState | None = None) -> None:
-    """Record a round on the run and fan its batches out with the run's callback."""
+                 state: RunState | None = None, streamed_chunks: int = 0) -> None:
+    """Record a round on the run and fan its (remaining) batches out with the run's
+    callback; ``streamed_chunks`` of the round were counted when they were streamed."""
     # One field per round, not an array: every Mongo-compatible server sets a
     # sub-document the same way, while the local wire server $pushes documents as text.
     fields: dict[str, Any] = {f"rounds.{rnd.seq}": rnd.model_dump(mode="json")}
     if state is not None:
         fields["state"] = state
-    _set(run.id, inc={"queued_chunks": rnd.chunks, "caught_up": caught}, **fields)
+    _set(run.id, inc={"queued_chunks": rnd.chunks - streamed_chunks, "caught_up": caught},
+         **fields)
+    if batches and state is None:
+        reopen(run)  # a callback deciding it now would miss these rows
     if batches:
         fan_out(run, batches)
 
@@ -227,20 +242,39 @@ def plan_round(run: Run, kind: RoundKind, *, since: Any = None, caught_up: bool 
                keep_empty: bool = True) -> Plan:
     """Plan a round of ``run`` (what the version lacks) and fan it out.
 
-    ``caught_up`` counts the round's dirty sources as caught up before a flip;
-    ``keep_empty=False`` records nothing for a round that found nothing.
+    The first round of a run (the run is still ``planning``) streams: sealed
+    batches are fanned out while the source is still being read, and the run
+    stays ``planning`` until the scan has ended, so no callback decides it
+    early (:func:`reembed.build.finalize.finalize` waits). ``caught_up`` counts
+    the round's dirty sources as caught up before a flip; ``keep_empty=False``
+    records nothing for a round that found nothing.
     """
     rec = versions.get(run.version_id)
     seq = _open_round(run)
     batcher = Batcher(round_prefix(run.id, seq), run.batch_chunks)
-    plan = plan_build(get_family(rec.family), rec.version, rec.config(), run.id, batcher,
-                      since=since)
+    streaming = run.state == RunState.PLANNING
+    with lease.renewing(lambda: _set(run.id), tuning().renew_s, f"planner-{run.id}"):
+        plan = plan_build(get_family(rec.family), rec.version, rec.config(), run.id, batcher,
+                          since=since, stream=_streamer(run) if streaming else None)
     if plan.batches or keep_empty:
-        moves = run.state == RunState.PLANNING or kind in RoundKind.planned()
-        _close_round(run, Round.of_plan(seq, kind, plan), plan.batches,
+        # A round that sent nothing leaves a run being decided as it is.
+        moves = streaming or (kind in RoundKind.planned() and bool(plan.rest))
+        _close_round(run, Round.of_plan(seq, kind, plan), plan.rest,
                      plan.dirty_sources if caught_up else 0,
-                     RunState.EMBEDDING if moves else None)
+                     RunState.EMBEDDING if moves else None, streamed_chunks=plan.streamed_chunks)
+        if streaming and plan.streamed and not plan.rest:
+            fan_out(run, [])  # streamed chords' callbacks saw it planning: decide it now
     return plan
+
+
+def _streamer(run: Run) -> Stream:
+    """Fan out batches of ``run`` as the planner seals them (the run stays planning)."""
+
+    def stream(keys: list[str], chunks: int) -> None:
+        _set(run.id, inc={"queued_chunks": chunks})
+        fan_out(run, keys)
+
+    return stream
 
 
 def requeue_round(run: Run, rows: list[ledger.Row], from_status: Iterable[str],
@@ -276,8 +310,15 @@ def requeue_round(run: Run, rows: list[ledger.Row], from_status: Iterable[str],
 # -- deciding ------------------------------------------------------------------
 
 
-def begin_finalize(run: Run) -> None:
-    _set(run.id, state=RunState.FINALIZING)
+def begin_finalize(run: Run, reclaim: bool = False) -> bool:
+    """Take the decision of ``run``: True for exactly one of its callbacks.
+
+    Only an ``embedding`` run can be taken (a compare-and-set); ``reclaim``
+    also takes one left ``finalizing`` by a callback that died.
+    """
+    states = [RunState.EMBEDDING, *([RunState.FINALIZING] if reclaim else [])]
+    return _set(run.id, inc={"decisions": 1}, only_if={"state": {"$in": states}},
+                state=RunState.FINALIZING) is not None
 
 
 def record(run: Run, **fields: Any) -> None:
@@ -286,22 +327,32 @@ def record(run: Run, **fields: Any) -> None:
 
 
 def finish(run: Run, *, status: versions.VersionStatus, counts: dict[str, int],
-           reason: str | None, checks: dict[str, Any], flipping: bool = False) -> bool:
+           reason: str | None, checks: dict[str, Any], flipping: bool = False) -> str | None:
     """Record the run's outcome on its version (if it still owns it), then on the run.
 
     The version is written first: a waiter that sees the run finished reads a
-    version that already says so. False when the run no longer owns it.
+    version that already says so. Returns why nothing was finished: another
+    run took the version, or rows were added meanwhile (the run was re-opened
+    and a later callback decides it again); None when it was.
     """
     decided = versions.record_outcome(run.version_id, run.id, status, counts, reason, checks)
     if decided is None:
         supersede(run, "another run took the version")
-        return False
+        return "superseded by a newer run"
     state = RunState.FLIPPING if flipping else _final_state(status)
-    _set(run.id, state=state, status=decided, reason=reason, counts=counts,
-         finished_at=None if flipping else versions.now())
+    done = _set(run.id, only_if={"state": RunState.FINALIZING}, state=state, status=decided,
+                reason=reason, counts=counts, finished_at=None if flipping else versions.now())
+    if done is None:
+        return "rows were added while it was decided: a later callback decides it"
     if not flipping:
         prune(run.version_id)
-    return True
+    return None
+
+
+def reopen(run: Run) -> bool:
+    """Put a run being decided back to ``embedding`` (rows were added to it)."""
+    return _set(run.id, only_if={"state": RunState.FINALIZING},
+                state=RunState.EMBEDDING) is not None
 
 
 def _final_state(status: versions.VersionStatus) -> RunState:

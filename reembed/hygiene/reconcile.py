@@ -14,8 +14,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..build import finalize, runs
+from ..build.run_model import RunState
 from ..settings import tuning
 from ..store import ledger
+
+FINALIZING_PATIENCE = 5  # graces a run may stay finalizing before its decision is taken over
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,11 @@ def reconcile(grace: float | None = None) -> list[Reconciled]:
     wait = tuning().reconcile_grace_s if grace is None else grace
     out = []
     for run in runs.open_runs():
-        if time.time() - run.touched < wait or ledger.counts(run.family, run.version).pending:
+        # A run left finalizing may still be decided by a slow callback: wait longer.
+        limit = wait * FINALIZING_PATIENCE if run.state == RunState.FINALIZING else wait
+        if time.time() - run.touched < limit or ledger.has_pending(run.family, run.version):
             continue
-        outcome = finalize.finalize(run.version_id, run.id)
+        outcome = finalize.finalize(run.version_id, run.id, reclaim=True)
         out.append(Reconciled(run.version_id, run.id, outcome.status, outcome.flipped,
                               outcome.waiting))
     return out

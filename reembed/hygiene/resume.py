@@ -13,12 +13,10 @@ from __future__ import annotations
 import time
 
 from ..build import runs
-from ..build.run_model import RoundKind, Run, RunKind, RunState
-from ..build.start import RunSpec
+from ..build.run_model import RoundKind, Run, RunState
 from ..naming import version_id
-from ..settings import tuning
 from ..store import ledger, stuck, versions
-from ..worker import bus, names
+from . import planners
 from .holders import holders, stale_before
 from .requeue import RequeueReport, put_back
 
@@ -29,19 +27,20 @@ def resume(family: str, version: str) -> RequeueReport:
     report = RequeueReport(family, version)
     run = runs.current(rec)
     if run is not None and run.state == RunState.PLANNING:
-        _lost_while_planning(report, rec, run)
+        _lost_while_planning(report, run)
     else:
         _from_ledger(report, run)
     return report
 
 
-def _lost_while_planning(report: RequeueReport, rec: versions.VersionRecord, run: Run) -> None:
-    quiet = time.time() - run.touched
-    if quiet < tuning().planning_quiet_s:  # a planner may still be reading the source
-        report.note = f"the run is planning (last seen {quiet:.0f}s ago); try again later"
+def _lost_while_planning(report: RequeueReport, run: Run) -> None:
+    why = planners.lost_why(run)
+    if why is None:  # its planner is still reading the source, and renewing
+        quiet = time.time() - run.touched
+        report.note = f"the run is planning (renewed {quiet:.0f}s ago); nothing to resume"
         return
-    report.note = "the run was lost while planning: planned again"
-    _replan(rec, run)
+    report.note = f"the run was lost while planning ({why}): planned again"
+    planners.replan(run)
 
 
 def _from_ledger(report: RequeueReport, run: Run | None) -> None:
@@ -62,10 +61,3 @@ def _from_ledger(report: RequeueReport, run: Run | None) -> None:
         report.run_id, report.note = run.id, "nothing left to embed: finalizing"
     else:
         report.note = f"nothing to resume: the run is {run.state if run else 'none'}"
-
-
-def _replan(rec: versions.VersionRecord, lost: Run) -> None:
-    spec = RunSpec(kind=RunKind.RESUME, family=rec.family, version=rec.version,
-                   embed=rec.embed, flip=lost.flip, queue=rec.queue,
-                   batch_chunks=lost.batch_chunks, force=True)
-    bus.send(names.START_RUN, spec=spec.model_dump(mode="json"))

@@ -163,6 +163,16 @@ def has_rows(family: str, version: str) -> bool:
     return collection().find_one(version_key(family, version), {"_id": 1}) is not None
 
 
+def has_pending(family: str, version: str) -> bool:
+    """Whether any row of the version is still queued or processing (one indexed probe).
+
+    Every chord callback of a streamed build asks this first: most find work in
+    flight and stop here, without counting the whole ledger.
+    """
+    query = {**version_key(family, version), "status": {"$in": list(PENDING)}}
+    return collection().find_one(query, {"_id": 1}) is not None
+
+
 def indexed_sources(family: str, version: str) -> int:
     """Sources whose rows are all settled (one chunk-0 row per source)."""
     return collection().count_documents(

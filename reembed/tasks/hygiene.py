@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..hygiene import gc, reap, reconcile, requeue, resume, sync, verify
+from ..hygiene import gc, planners, reap, reconcile, requeue, resume, sync, verify
 from ..store import heartbeat
 from ..store.family import list_families
 from ..worker import names
@@ -53,8 +53,9 @@ def retry_rows(family: str, version: str, dead: bool = False) -> dict[str, Any]:
 
 @app.task(name=names.REAP, base=HygieneTask)
 def reap_leases() -> list[dict[str, Any]]:
-    """Return rows stuck in ``processing`` past their lease to the queue."""
-    return [r.as_dict() for r in reap.reap_leases()]
+    """Return rows stuck in ``processing`` past their lease to the queue, and re-plan runs
+    whose planner was lost."""
+    return [r.as_dict() for r in [*reap.reap_leases(), *planners.replan_lost()]]
 
 
 @app.task(name=names.RESUME, base=HygieneTask)
