@@ -237,3 +237,25 @@ def phases_line(totals: dict[str, float], total: float) -> str:
     """``name Xs, ...`` for the phases that took any time, and the rest."""
     parts = [f"{k} {v:.1f}s" for k, v in totals.items() if v >= 0.05]
     return ", ".join([*parts, f"classifying and the rest {total - sum(totals.values()):.1f}s"])
+
+
+def summary_line(bench: str, **figures: Any) -> str:
+    """``JSON {...}``: one machine-readable line of a run's figures (after the RESULT line)."""
+    import json
+
+    def tidy(v: Any) -> Any:
+        if isinstance(v, float):
+            return round(v, 4)
+        if isinstance(v, dict):
+            return {k: tidy(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [tidy(x) for x in v]
+        return v
+
+    return "JSON " + json.dumps({"bench": bench, **tidy(figures)}, default=str)
+
+
+def rotated(round_no: int, sides: Sequence[str]) -> list[str]:
+    """``sides`` rotated by the round number, so each of them runs first in turn."""
+    k = round_no % len(sides)
+    return [*sides[k:], *sides[:k]]

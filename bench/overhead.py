@@ -9,7 +9,7 @@ documents and metadata, in the same order) straight to a fresh collection on
 the same Chroma server, ``batch_chunks`` records per upsert as the batch tasks
 write them, from one process as the cpu worker has one pool process here.
 Rounds alternate which side runs first; the ratio is raw upsert time / build
-time, and the target is at least 0.80.
+time, and the target is at least 0.85 (the goal 1.0).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from bench.common import (
 )
 
 NAIVE = {"driver": "naive"}
-TARGET = 0.80
+TARGET = 0.85
 
 
 def read_records(collection: str, page: int = 5000) -> dict[str, list[Any]]:
@@ -40,8 +40,8 @@ def read_records(collection: str, page: int = 5000) -> dict[str, list[Any]]:
     col = sink.open_collection(collection)
     rows: list[tuple[Any, ...]] = []
     for offset in range(0, col.count(), page):
-        got = col.get(limit=page, offset=offset,
-                      include=["embeddings", "documents", "metadatas"])  # type: ignore[list-item]
+        got: Any = col.get(limit=page, offset=offset,
+                           include=["embeddings", "documents", "metadatas"])
         rows += zip(got["ids"], got["embeddings"], got["documents"], got["metadatas"],
                     strict=True)
     rows.sort(key=lambda r: (r[3]["source_id"], r[3]["chunk_id"]))
@@ -56,8 +56,8 @@ def raw_upserts(name: str, records: dict[str, list[Any]], space: str, batch: int
     client = sink.client()
     n = len(records["ids"])
     t0 = time.perf_counter()
-    col = client.create_collection(name, embedding_function=None,
-                                   configuration={"hnsw": {"space": space}})
+    hnsw: Any = {"hnsw": {"space": space}}
+    col = client.create_collection(name, embedding_function=None, configuration=hnsw)
     for i in range(0, n, batch):
         col.upsert(ids=records["ids"][i:i + batch],
                    embeddings=records["embeddings"][i:i + batch],

@@ -103,7 +103,7 @@ class Tuning(BaseModel):
     retry_base_s: Seconds = Field(30.0, ge=0)
     max_attempts: int = Field(5, ge=1)
     reconcile_grace_s: Seconds = Field(30.0, ge=0)
-    planning_quiet_s: Seconds = Field(60.0, gt=0)  # a planner renews every renew_s
+    planning_quiet_s: Seconds = Field(45.0, gt=0)  # a planner renews every renew_s
     catchup_rounds: int = Field(3, ge=0)
     sync_overlap_s: Seconds = Field(300.0, ge=0)
     full_sync_s: Seconds = Field(86_400.0, ge=0)

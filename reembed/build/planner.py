@@ -63,7 +63,7 @@ class Plan:
         return {"sources": self.sources, "dirty": self.dirty_sources, "new": self.new_sources,
                 "changed": self.changed_sources, "deleted": self.deleted_sources,
                 "busy": self.busy_sources, "queued_chunks": self.queued_chunks,
-                "batches": len(self.batches)}
+                "batches": len(self.batches), "streamed": self.streamed}
 
 
 def is_current(plan: DocPlan, rows: list[Row], config_fp: str) -> bool:

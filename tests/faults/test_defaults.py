@@ -17,13 +17,17 @@ from typing import Any
 
 import psutil
 import pytest
+from bson import ObjectId
 
+from reembed.build import runs
+from reembed.build.run_model import RunKind, RunState
 from reembed.ops import stack
-from reembed.store import ledger, versions
+from reembed.store import ledger, sink, versions
 from reembed.worker import bus, names
-from tests.integration.conftest import cli, new_family, wait_until
+from tests.integration.conftest import cli, flaky, new_family, wait_until
 
 from .conftest import (
+    DIMS,
     check_end_state,
     docs,
     kill_worker,
@@ -31,6 +35,7 @@ from .conftest import (
     run_args,
     slow,
     source_hash,
+    started_embedding,
     wait_settled,
 )
 
@@ -120,3 +125,56 @@ def test_sigkill_of_a_pool_child_beside_a_second_worker(default_stack: stack.Sta
                 time.monotonic(), batch)
     finally:
         stack.stop_workers(default_stack, ["cpu2"])
+
+
+def test_sigkill_between_a_chroma_upsert_and_its_ledger_write(default_stack: stack.Stack
+                                                               ) -> None:
+    """A batch embeds in two parts; the worker dies after the first part is in Chroma
+    and before the ledger heard of it. The rows come back and are re-done, once."""
+    short = [{"_id": ObjectId(), "text": f"short {i}"} for i in range(128)]
+    long = [{"_id": ObjectId(), "text": f"SLOWX a much longer document {i} " + "word " * 30}
+            for i in range(128)]
+    fam = new_family(short + long)
+    embed = flaky(dims=DIMS, delay_s=20.0, slow_prefix="SLOWX")  # the second part is slow
+    before = source_hash(fam)
+    cli(*run_args(fam.name, "v1", embed, 256))
+    vid = f"{fam.name}:v1"
+    written = lambda: sink.open_collection(versions.get(vid).collection).count()  # noqa: E731
+    wait_until(lambda: written() == 128, "the first part in Chroma", timeout=90, poll=0.1)
+    counts = ledger.counts(fam.name, "v1")
+    assert counts[ledger.DONE] == 0 and counts[ledger.PROCESSING] == 256, counts.as_dict()
+    (batch,) = {r["batch"] for r in ledger.collection().find(ledger.version_key(fam.name, "v1"))}
+    kill_worker(default_stack, "cpu")
+    stack.start_workers(default_stack, ["cpu"], extra_env=dict(os.environ))
+    _finish("sigkill-between-chroma-and-ledger", fam, "v1", embed, before, time.monotonic(),
+            batch)
+
+
+def test_sigkill_of_the_planner_mid_way(default_stack: stack.Stack) -> None:
+    """The control worker dies while it plans a streamed build whose first batches are
+    already embedded; beat re-plans the run once its planner stops renewing."""
+    fam = new_family(docs(12_000))
+    embed = slow(0.05)
+    before = source_hash(fam)
+    cli(*run_args(fam.name, "v1", embed, 200))
+    vid = f"{fam.name}:v1"
+
+    def mid_way() -> bool:
+        run = runs.current(versions.get(vid))
+        return run is not None and run.state == RunState.PLANNING and started_embedding(
+            fam.name, "v1")
+
+    wait_until(mid_way, "a build embedding while it still plans", timeout=120, poll=0.1)
+    lost = runs.current(versions.get(vid))
+    kill_worker(default_stack, "control")
+    stack.start_workers(default_stack, ["control"], extra_env=dict(os.environ))
+    restarted = time.monotonic()
+    waited = wait_settled(fam.name, "v1", timeout=RECOVERY_S + 120)
+    recovered = time.monotonic() - restarted
+    out = check_end_state(fam, "v1", embed, before)
+    assert lost is not None and runs.get(lost.id).state == RunState.SUPERSEDED
+    resumed = runs.current(versions.get(vid))
+    assert resumed is not None and resumed.kind == RunKind.RESUME and resumed.decisions == 1
+    assert recovered <= RECOVERY_S, f"ready {recovered:.0f}s after the restart"
+    report("defaults sigkill-planner-mid-way", recovered, out,
+           f"waited {waited:.0f}s for the version")

@@ -102,10 +102,13 @@ def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def flaky(dims: int = 32, flag_file: str = "", delay_s: float = 0.0,
-          marker: str = "POISON") -> dict[str, Any]:
+          marker: str = "POISON", slow_prefix: str = "") -> dict[str, Any]:
     """A ``python``-driver config for :class:`tests.support.embedders.FlakyEmbedder`."""
+    options: dict[str, Any] = {"flag_file": flag_file, "delay_s": delay_s, "marker": marker}
+    if slow_prefix:
+        options["slow_prefix"] = slow_prefix
     return {"driver": "python", "model": "tests.support.embedders:flaky", "dims": dims,
-            "options": {"flag_file": flag_file, "delay_s": delay_s, "marker": marker}}
+            "options": options}
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float = 120,

@@ -131,3 +131,64 @@ def test_flip_intent_and_caught_up_documents_are_on_the_catch_up_run(local_stack
     assert catch_up is not None and catch_up.kind == RunKind.CATCH_UP
     assert catch_up.flip is not None and catch_up.flip.action == FlipAction.FLIP
     assert (catch_up.flipped, catch_up.caught_up, catch_up.flip_error) == (True, 2, None)
+
+
+def test_a_streamed_build_embeds_while_planning_and_is_decided_once(local_stack: Any) -> None:
+    fam = new_family(_docs(3000))
+    cli("run", fam.name, "--driver", "naive", "--dims", "16", "--version", "s1",
+        "--batch-chunks", "50", "--wait")
+    (build,) = [r for r in runs.history(f"{fam.name}:s1") if r.kind == RunKind.BUILD]
+    assert build.state == RunState.DONE and build.decisions == 1, build
+    assert 0 < build.plan["streamed"] <= build.plan["batches"] == 60, build.plan
+    assert build.queued_chunks == 3000
+    counts = ledger.counts(fam.name, "s1")
+    assert counts.planned == counts[ledger.DONE] == 3000
+
+
+def test_callbacks_racing_one_run_decide_it_once_and_never_while_planning(
+        local_stack: Any) -> None:
+    import threading
+
+    from reembed.build import finalize
+
+    fam = new_family(_docs(20))
+    cli("run", fam.name, "--driver", "naive", "--dims", "16", "--version", "f1", "--wait")
+    vid = f"{fam.name}:f1"
+    run = runs.start(versions.get(vid), "race-decide", RunKind.BUILD)
+    assert finalize.finalize(vid, run.id).reason == "still planning"
+    runs.plan_round(run, RoundKind.PLAN)  # nothing to embed: planned, nothing sent
+    start, outcomes = threading.Barrier(4), []
+
+    def callback() -> None:
+        start.wait()
+        outcomes.append(finalize.finalize(vid, run.id))
+
+    threads = [threading.Thread(target=callback) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    decided = [o for o in outcomes if o.reason != "decided by another callback"]
+    assert len(outcomes) == 4 and len(decided) == 1, outcomes
+    done = runs.get(run.id)
+    assert (done.state, done.decisions, done.status) == (RunState.DONE, 1, versions.READY)
+
+
+def test_rows_added_while_a_callback_decides_reopen_the_run(local_stack: Any) -> None:
+    fam = new_family(_docs(20))
+    cli("run", fam.name, "--driver", "naive", "--dims", "16", "--version", "o1", "--wait")
+    vid = f"{fam.name}:o1"
+    run = runs.start(versions.get(vid), "race-reopen", RunKind.BUILD)
+    runs.plan_round(run, RoundKind.PLAN)
+    assert runs.begin_finalize(runs.get(run.id))  # a callback takes the decision ...
+    fam.source().insert_many(_docs(3, start=100))
+    runs.plan_round(runs.get(run.id), RoundKind.SYNC)  # ... while a sync round adds rows
+    assert runs.get(run.id).state == RunState.EMBEDDING
+    refused = runs.finish(runs.get(run.id), status=versions.READY, counts={}, reason=None,
+                          checks={})
+    assert refused is not None and "rows were added" in refused
+    wait_until(lambda: runs.get(run.id).finished, "the added round's callback to decide")
+    done = runs.get(run.id)
+    assert (done.state, done.decisions) == (RunState.DONE, 2), done
+    assert ledger.counts(fam.name, "o1")[ledger.DONE] == 23
+    assert versions.get(vid).counts["done"] == 23
