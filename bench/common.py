@@ -91,12 +91,14 @@ def _stop_listening() -> None:
 
 def cpu_worker_env(env: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
     """Pool processes, and the thread variables each gets, as ``workers/cpu.py`` sets them."""
+    from reembed.worker.launch import cpu_layout, host_cores, thread_env
+
     env = dict(os.environ if env is None else env)
-    cores = os.cpu_count() or 2
-    procs = int(env.get("REEMBED_CPU_CONCURRENCY", "0")) or max(1, cores // 2)
-    share = str(max(1, cores // procs))
-    return procs, {"REEMBED_TORCH_THREADS": env.get("REEMBED_TORCH_THREADS") or share,
-                   "RAYON_NUM_THREADS": env.get("RAYON_NUM_THREADS") or share}
+    procs, threads = cpu_layout(host_cores(), int(env.get("REEMBED_CPU_CONCURRENCY", "0")),
+                                int(env["REEMBED_TORCH_THREADS"])
+                                if env.get("REEMBED_TORCH_THREADS") else None)
+    wanted = {"REEMBED_TORCH_THREADS": str(threads), **thread_env(threads)}
+    return procs, {k: env.get(k) or v for k, v in wanted.items()}
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,10 @@
 
 Also the two names a worker uses to say which device it embeds on: the
 variable its pool processes inherit, and the key it advertises in its
-configuration, where ``device: auto`` routing looks for it.
+configuration, where ``device: auto`` routing looks for it; and the key under
+which an embedding worker advertises its thread layout
+(``{"processes": P, "threads": T, "cores": N}``), where ``reembed doctor``
+looks for it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ EMBED = {"cpu": EMBED_CPU, "gpu": EMBED_GPU}
 
 WORKER_DEVICE_ENV = "REEMBED_WORKER_DEVICE"
 DEVICE_CONF_KEY = "reembed_worker_device"
+LAYOUT_CONF_KEY = "reembed_worker_layout"
 
 
 def embed_queue(choice: str | None, device: str = "cpu") -> str:

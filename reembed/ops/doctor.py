@@ -3,8 +3,9 @@
 Each check looks at one component from the host doctor runs on, with a short
 timeout, so a dead component is reported in seconds instead of hanging the
 command: the broker, the result backend, MongoDB, Chroma (with the token
-workers send), a consuming worker per queue, beat's liveness tick, and the
-models of every active and building version. A check that needs a component
+workers send), a consuming worker per queue and the thread layout of each
+embedding worker, beat's liveness tick, and the models of every active and
+building version. A check that needs a component
 found down is skipped and says so. Every URI printed has its password redacted.
 """
 
@@ -25,6 +26,7 @@ INSPECT_TIMEOUT_S = 1.5
 STALE_TICKS = 3  # beat is stale after this many tick intervals without a tick
 WORKER_OF = {queues.CONTROL: "control", queues.EMBED_CPU: "cpu", queues.EMBED_GPU: "gpu"}
 STACK_HINT = "local stack: `reembed stack up`"
+TIMES = "\N{MULTIPLICATION SIGN}"
 
 
 @dataclass(frozen=True)
@@ -168,18 +170,22 @@ def check_chroma(s: Settings) -> Check:
 
 def check_workers(s: Settings,
                   gpu_demand: Callable[[], list[str]] | None = None) -> list[Check]:
-    """One check per queue: which workers consume it (one broadcast, a short wait)."""
+    """One check per queue: which workers consume it (one broadcast, a short wait); then
+    one per embedding worker: its thread layout (a second ask, of those workers only)."""
     from celery import Celery
 
     app = Celery(broker=s.broker_url)
     try:
         replies = app.control.inspect(timeout=INSPECT_TIMEOUT_S).active_queues() or {}
+        kinds = embedding_workers(replies)
+        confs = ask_confs(app, sorted(kinds))
     except Exception as exc:  # kombu raises by transport; any failure means no answer
         return [Check("workers", FAIL, f"broadcast failed: {_short(exc)}",
                       "check the broker and CELERY_BROKER_URL")]
     finally:
         app.close()
-    return [queue_check(q, consumers(replies, q), gpu_demand) for q in queues.ALL]
+    return ([queue_check(q, consumers(replies, q), gpu_demand) for q in queues.ALL]
+            + layout_checks(kinds, confs))
 
 
 def consumers(replies: dict[str, list[dict[str, Any]]], queue: str) -> list[str]:
@@ -201,6 +207,84 @@ def queue_check(queue: str, workers: list[str],
         return Check(name, FAIL, f"no worker consumes it, and batches wait there: "
                                  f"{', '.join(waiting)}", fix)
     return Check(name, WARN, "no worker consumes it (no version waits on it now)", fix)
+
+
+# -- thread layouts --------------------------------------------------------------
+
+
+def embedding_workers(replies: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    """Worker name -> ``cpu`` or ``gpu``, for each worker consuming an embedding queue."""
+    return {w: WORKER_OF[q] for q in (queues.EMBED_GPU, queues.EMBED_CPU)
+            for w in consumers(replies, q)}
+
+
+def ask_confs(app: Any, workers: list[str]) -> dict[str, dict[str, Any]] | None:
+    """The configuration ``workers`` advertise (None: the ask failed). Only they are
+    asked, and the answer comes as soon as each has replied."""
+    if not workers:
+        return {}
+    try:
+        inspect = app.control.inspect(destination=workers, timeout=INSPECT_TIMEOUT_S,
+                                      limit=len(workers))
+        return dict(inspect.conf(with_defaults=False) or {})
+    except Exception:  # as for active_queues: any failure means no answer
+        return None
+
+
+def layout_checks(kinds: dict[str, str],
+                  confs: dict[str, dict[str, Any]] | None) -> list[Check]:
+    """One ``threads <worker>`` check per embedding worker, from the workers' ``conf``
+    replies (:data:`reembed.queues.LAYOUT_CONF_KEY`)."""
+    out = []
+    for worker in sorted(kinds):
+        name, kind = f"threads {worker}", kinds[worker]
+        if confs is None or worker not in confs:
+            out.append(Check(name, SKIP, f"no answer to the configuration request within "
+                                         f"{INSPECT_TIMEOUT_S:g}s"))
+            continue
+        layout = _layout((confs[worker] or {}).get(queues.LAYOUT_CONF_KEY))
+        if layout is None:
+            out.append(Check(name, WARN, "advertises no thread layout: its thread pools "
+                                         "are sized to the whole host in every process",
+                             f"start it with python -m workers.{kind}, which splits the "
+                             "cores between its processes"))
+            continue
+        out.append(layout_verdict(name, kind, *layout))
+    return out
+
+
+def _layout(value: Any) -> tuple[int, int, int] | None:
+    """``(processes, threads, cores)`` from an advertised layout, or None if not one."""
+    try:
+        procs, threads, cores = (int(value[k]) for k in ("processes", "threads", "cores"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (procs, threads, cores) if min(procs, threads, cores) >= 1 else None
+
+
+def _count(n: int, what: str) -> str:
+    """``1 process``, ``2 processes``, ``2 threads``."""
+    return f"{n} {what}" if n == 1 else f"{n} {what}{'es' if what.endswith('s') else 's'}"
+
+
+def layout_verdict(name: str, kind: str, procs: int, threads: int, cores: int) -> Check:
+    """ok when processes times threads fit the host's cores; oversubscribed is a
+    warning naming the variable to lower."""
+    detail = (f"{_count(procs, 'process')} {TIMES} {_count(threads, 'thread')} on "
+              f"{_count(cores, 'core')}")
+    if procs * threads <= cores:
+        return Check(name, OK, detail)
+    detail += f": {procs * threads} threads, oversubscribed"
+    if kind == "gpu":
+        fix = f"lower REEMBED_TORCH_THREADS to {cores} or less (or unset it)"
+    elif procs > cores:
+        fix = (f"lower REEMBED_CPU_CONCURRENCY (or --concurrency) to {cores} or less, "
+               "and unset REEMBED_TORCH_THREADS: the worker then splits the cores itself")
+    else:
+        fix = (f"lower REEMBED_TORCH_THREADS to {cores // procs} (or unset it, and set the "
+               "processes with REEMBED_CPU_CONCURRENCY rather than --concurrency: the "
+               "worker then splits the cores itself)")
+    return Check(name, WARN, detail, fix)
 
 
 def gpu_waiting() -> list[str]:

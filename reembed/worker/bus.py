@@ -9,6 +9,7 @@ imported on first use: it reads the broker from the environment when built.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery, chord
@@ -19,6 +20,7 @@ from ..queues import ALL, CONTROL, DEVICE_CONF_KEY, EMBED_CPU
 from ..settings import settings
 from . import names
 
+log = logging.getLogger("reembed.bus")
 INSPECT_TIMEOUT_S = 1.5
 CONSUMERS_TIMEOUTS_S = (INSPECT_TIMEOUT_S, 4.0)
 
@@ -86,13 +88,20 @@ def answering(timeout: float = INSPECT_TIMEOUT_S) -> set[str] | None:
     """Names of the workers that answer a ping now (None: the broker could not be asked).
 
     A worker with a solo pool (the GPU worker) does not answer while it runs a
-    task: silence alone does not mean a worker is gone.
+    task: silence alone does not mean a worker is gone. The ping goes out on a
+    connection of its own, asked twice: a pooled connection a forked process
+    inherited, or one the broker dropped a moment ago, must not read as "the
+    broker cannot be asked", which would leave a dead worker's rows to their lease.
     """
-    try:
-        replies = app().control.ping(timeout=timeout) or []
-    except Exception:  # no broker: nobody can be asked
-        return None
-    return {name for reply in replies for name in reply}
+    for attempt in (1, 2):
+        try:
+            with app().connection_for_write() as conn:
+                replies = app().control.ping(timeout=timeout, connection=conn) or []
+        except Exception as exc:  # no broker: nobody can be asked
+            log.warning("ping %d of 2 failed: %s: %s", attempt, type(exc).__name__, exc)
+            continue
+        return {name for reply in replies for name in reply}
+    return None
 
 
 def consumers(queue: str) -> Consumers:

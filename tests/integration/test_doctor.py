@@ -1,5 +1,8 @@
 """``reembed doctor`` on the real local stack: all ok, then each component really stopped.
 
+The embedding workers' thread layouts are shown as they advertise them, and a
+worker started with more threads than cores is warned about.
+
 Each test stops one component, proves doctor names it with a non-zero exit,
 and brings it back on the same port before it ends; the last test proves the
 whole stack works again, since the stack is shared with every other module.
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +21,8 @@ import pytest
 from bson import ObjectId
 
 from reembed.ops import stack
+from reembed.settings import tuning
+from reembed.worker.launch import cpu_layout, host_cores
 
 from .conftest import build, cli, new_family, wait_until
 
@@ -65,6 +71,14 @@ def failing(checks: dict[str, dict[str, Any]]) -> set[str]:
     return {name for name, c in checks.items() if c["status"] == "FAIL"}
 
 
+HOST = socket.gethostname()
+TIMES = "\N{MULTIPLICATION SIGN}"
+
+
+def _counted(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}{'es' if what == 'process' else 's'}"
+
+
 def test_all_ok_exits_zero(family: str) -> None:
     proc = cli("doctor", "--family", family, check=False)
     assert proc.returncode == 0, proc.stdout
@@ -72,8 +86,36 @@ def test_all_ok_exits_zero(family: str) -> None:
     assert all(line.startswith("ok ") for line in lines), proc.stdout
     names = [line.split(": ", 1)[0].split(None, 1)[1] for line in lines]
     assert names == ["broker", "result backend", "mongo", "chroma", "workers reembed.control",
-                     "workers reembed.embed.cpu", "workers reembed.embed.gpu", "beat",
+                     "workers reembed.embed.cpu", "workers reembed.embed.gpu",
+                     f"threads cpu@{HOST}", f"threads gpu@{HOST}", "beat",
                      "leases", f"model {family}:v1"]
+    knobs, cores = tuning(), host_cores()  # the workers run with this test's environment
+    procs, threads = cpu_layout(cores, knobs.cpu_concurrency, knobs.torch_threads)
+    gpu_threads = knobs.torch_threads or cores
+    assert f"ok   threads cpu@{HOST}: {_counted(procs, 'process')} {TIMES} " \
+           f"{_counted(threads, 'thread')} on {_counted(cores, 'core')}" in lines
+    assert f"ok   threads gpu@{HOST}: 1 process {TIMES} {_counted(gpu_threads, 'thread')} on " \
+           f"{_counted(cores, 'core')}" in lines
+
+
+def test_an_oversubscribed_worker_is_warned_about(local_stack: stack.Stack,
+                                                  family: str) -> None:
+    cores = host_cores()
+    too_many = {"REEMBED_CPU_CONCURRENCY": "1", "REEMBED_TORCH_THREADS": str(cores + 1)}
+    stack.start_workers(local_stack, [], extra_env={**os.environ, **too_many},
+                        names={"cpu2": "cpu"})
+    try:
+        code, checks = doctor(family)
+        assert code == 0 and not failing(checks)  # a warning, not a failure
+        warned = checks[f"threads cpu2@{HOST}"]
+        assert warned["status"] == "warn", warned
+        assert warned["detail"] == (f"1 process {TIMES} {_counted(cores + 1, 'thread')} on "
+                                    f"{_counted(cores, 'core')}: {cores + 1} threads, "
+                                    "oversubscribed")
+        assert warned["fix"].startswith(f"lower REEMBED_TORCH_THREADS to {cores} ")
+        assert checks[f"threads cpu@{HOST}"]["status"] == "ok"
+    finally:
+        stack.stop_workers(local_stack, ["cpu2"])
 
 
 def test_stopped_beat_goes_stale(local_stack: stack.Stack, family: str) -> None:

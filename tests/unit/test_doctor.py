@@ -1,5 +1,6 @@
 """doctor's verdicts without the stack: redaction, beat staleness, queue consumers,
-offline model availability, and Chroma's token seen from both doctor and the sink."""
+workers' thread layouts, offline model availability, and Chroma's token seen from
+both doctor and the sink."""
 
 from __future__ import annotations
 
@@ -65,6 +66,50 @@ def test_a_queue_without_consumers_fails_except_an_idle_gpu_queue() -> None:
     assert doctor.queue_check(queues.EMBED_GPU, [], lambda: []).status == doctor.WARN
     waiting = doctor.queue_check(queues.EMBED_GPU, [], lambda: ["f:v (12 queued)"])
     assert waiting.status == doctor.FAIL and "f:v (12 queued)" in waiting.detail
+
+
+def _layout(procs: int, threads: int, cores: int) -> dict[str, Any]:
+    return {queues.LAYOUT_CONF_KEY: {"processes": procs, "threads": threads, "cores": cores},
+            queues.DEVICE_CONF_KEY: "cpu"}
+
+
+def test_each_embedding_worker_shows_its_thread_layout() -> None:
+    replies = {"cpu@h": [{"name": queues.EMBED_CPU}], "gpu@g": [{"name": queues.EMBED_GPU}],
+               "control@h": [{"name": queues.CONTROL}]}
+    kinds = doctor.embedding_workers(replies)
+    assert kinds == {"cpu@h": "cpu", "gpu@g": "gpu"}  # not the control worker
+    checks = doctor.layout_checks(kinds, {"cpu@h": _layout(1, 2, 2), "gpu@g": _layout(1, 8, 8)})
+    assert [c.line() for c in checks] == [
+        "ok   threads cpu@h: 1 process \N{MULTIPLICATION SIGN} 2 threads on 2 cores",
+        "ok   threads gpu@g: 1 process \N{MULTIPLICATION SIGN} 8 threads on 8 cores"]
+    assert doctor.layout_checks({}, None) == []
+
+
+def test_an_oversubscribed_layout_warns_with_the_variable_to_lower() -> None:
+    kinds = {"cpu@a": "cpu", "cpu@b": "cpu", "gpu@c": "gpu"}
+    confs = {"cpu@a": _layout(2, 2, 2), "cpu@b": _layout(4, 1, 2), "gpu@c": _layout(1, 4, 2)}
+    threads, procs, gpu = doctor.layout_checks(kinds, confs)
+    assert threads.status == procs.status == gpu.status == doctor.WARN
+    assert not doctor.failed([threads, procs, gpu])  # a warning: doctor still exits 0
+    assert threads.detail == ("2 processes \N{MULTIPLICATION SIGN} 2 threads on 2 cores: "
+                              "4 threads, oversubscribed")
+    assert threads.fix.startswith("lower REEMBED_TORCH_THREADS to 1")
+    assert procs.fix.startswith("lower REEMBED_CPU_CONCURRENCY (or --concurrency) to 2")
+    assert gpu.fix.startswith("lower REEMBED_TORCH_THREADS to 2")
+    assert threads.line().startswith("warn threads cpu@a: 2 processes")
+    assert " -- fix: lower REEMBED_TORCH_THREADS" in threads.line()
+
+
+def test_a_worker_without_a_layout_or_an_answer() -> None:
+    kinds = {"cpu@old": "cpu", "gpu@busy": "gpu", "cpu@odd": "cpu"}
+    confs: dict[str, dict[str, Any]] = {"cpu@old": {queues.DEVICE_CONF_KEY: "cpu"},
+                                       "cpu@odd": {queues.LAYOUT_CONF_KEY: {"processes": "two"}}}
+    odd, old, busy = doctor.layout_checks(kinds, confs)  # by worker name
+    assert busy.name == "threads gpu@busy" and busy.status == doctor.SKIP
+    assert "no answer" in busy.detail
+    assert old.status == odd.status == doctor.WARN and "no thread layout" in old.detail
+    assert old.fix.startswith("start it with python -m workers.cpu")
+    assert [c.status for c in doctor.layout_checks(kinds, None)] == [doctor.SKIP] * 3
 
 
 def test_model_availability_by_driver(tmp_path: Path) -> None:
