@@ -101,6 +101,16 @@ def cpu_worker_env(env: dict[str, str] | None = None) -> tuple[int, dict[str, st
     return procs, {k: env.get(k) or v for k, v in wanted.items()}
 
 
+def single_process_env(procs: int, thread_env: dict[str, str]) -> dict[str, str]:
+    """The thread variables of one process using every thread the cpu worker's ``procs``
+    processes use together: the plain call a user makes runs one process, with torch's
+    threads spread over the host's cores."""
+    from reembed.worker.launch import thread_env as sized
+
+    total = procs * int(thread_env["REEMBED_TORCH_THREADS"])
+    return {"REEMBED_TORCH_THREADS": str(total), **sized(total)}
+
+
 @dataclass(frozen=True)
 class Built:
     """One finished build: its version id, status, chunks, seconds taken (and in its checks)."""

@@ -44,6 +44,7 @@ from bench.common import (
     median,
     parse,
     say,
+    single_process_env,
     summary_line,
     verdict,
 )
@@ -136,11 +137,13 @@ def run(docs: int, rounds: int, root: str | None, batch_chunks: int) -> dict[str
         fam = new_family("eff", corpus(docs))
         texts = chunk_texts(fam, config)
         say(f"{len(texts)} chunk texts, {sum(map(len, texts)) / len(texts):.0f} chars on average")
-        say(f"plain side: 1 process x {threads} torch thread(s), one encode(all {len(texts)} "
-            f"texts, batch_size={PLAIN_BATCH_SIZE}, normalize_embeddings=True) of {model_path}")
+        plain_env = single_process_env(procs, thread_env)  # as many threads as the worker's
+        say(f"plain side: 1 process x {plain_env['REEMBED_TORCH_THREADS']} torch thread(s), "
+            f"one encode(all {len(texts)} texts, batch_size={PLAIN_BATCH_SIZE}, "
+            f"normalize_embeddings=True) of {model_path}")
         say(f"worker-shaped side: {procs} process(es) x {threads} thread(s), groups of "
             f"{batch_chunks}, batch_size={config.batch_size}, normalize={config.normalize}")
-        plain = RawEmbedder(model_path, 1, thread_env, PLAIN_BATCH_SIZE, True)
+        plain = RawEmbedder(model_path, 1, plain_env, PLAIN_BATCH_SIZE, True)
         shaped = RawEmbedder(model_path, procs, thread_env, config.batch_size, config.normalize)
         per: dict[str, list[float]] = {"build": [], "checks": [], "plain": [], "shaped": []}
         try:

@@ -47,6 +47,7 @@ from bench.common import (
     median,
     parse,
     say,
+    single_process_env,
     verdict,
 )
 
@@ -176,8 +177,10 @@ def run(docs: int, rounds: int, root: str | None, batch_chunks: int) -> float:
 
     procs, thread_env = cpu_worker_env()
     threads = thread_env["REEMBED_TORCH_THREADS"]
-    say(f"{docs} docs, MiniLM, {rounds} rounds; plan side: one process x {threads} torch "
-        f"thread(s); reembed: cpu worker {procs} process(es) x {threads} thread(s)")
+    thread_env = single_process_env(procs, thread_env)  # the plan's loop: one process
+    say(f"{docs} docs, MiniLM, {rounds} rounds; plan side: one process x "
+        f"{thread_env['REEMBED_TORCH_THREADS']} torch thread(s); reembed: cpu worker "
+        f"{procs} process(es) x {threads} thread(s)")
     with bench_stack(root):
         config = resolve_config(MINILM_EMBED)
         warm = new_family("vpwarm", corpus(2 * batch_chunks))

@@ -126,7 +126,7 @@ class Tuning(BaseModel):
     verify_s: Seconds = Field(3600.0, ge=0)
     gc_s: Seconds = Field(86_400.0, ge=0)
     # worker processes
-    cpu_concurrency: int = Field(0, ge=0)  # 0: half the cores
+    cpu_concurrency: int = Field(0, ge=0)  # 0: launch.cpu_layout decides
     torch_threads: int | None = Field(None, ge=1)  # None: cores / processes
     log_level: str = "INFO"
     state_dir: str = ".reembed"  # beat's schedule file; created when missing

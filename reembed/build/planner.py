@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,13 +113,18 @@ def plan_build(family: Family, version: str, config: AnyEmbedConfig, run_id: str
     had_rows = ledger.has_rows(family.name, version)
     flush = _Flush(batcher, plan, stream)
     max_chars = tuning().max_text_chars
-    with ThreadPoolExecutor(1) as pool:  # the count runs beside the first pages
-        before = pool.submit(source.count, family, plan.since)
+    with ThreadPoolExecutor(1) as pool:
+        before: Future[int] | None = None
         for page in source.iter_pages(family, page_size, plan.since):
             plan.sources += len(page)
             _plan_page(family, version, config, run_id, page, batcher, plan, max_chars)
             flush.page_done()
-        _check_complete(family, plan.sources, before.result(), plan.since)
+            # Counted beside the scan once the first batches are out (a count of a large
+            # family takes seconds): it bounds what existed throughout all the same.
+            before = before or pool.submit(source.count, family, plan.since)
+        _check_complete(family, plan.sources,
+                        before.result() if before else source.count(family, plan.since),
+                        plan.since)
     if had_rows:
         _plan_deletions(family, version, batcher, plan, page_size)
     plan.rest = flush.rest()

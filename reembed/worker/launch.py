@@ -100,11 +100,22 @@ def run_control() -> None:
     run_worker("control", CONTROL, ["--concurrency", "2"])
 
 
+SMALL_HOST_CORES = 4  # up to this many cores: one single-threaded process per core
+
+
 def cpu_layout(cores: int, procs: int = 0, threads: int | None = None) -> tuple[int, int]:
-    """Pool processes and torch threads per process: half the cores as processes by
-    default, and the cores split between them (``REEMBED_CPU_CONCURRENCY`` and
-    ``REEMBED_TORCH_THREADS``, when set, win)."""
-    procs = procs or max(1, cores // 2)
+    """Pool processes and torch threads per process (``REEMBED_CPU_CONCURRENCY`` and
+    ``REEMBED_TORCH_THREADS``, when set, win; the cores are split between the processes).
+
+    A small host runs one single-threaded process per core: beside Chroma and
+    MongoDB on the same cores, a multi-threaded model waits at every parallel
+    region for whichever of its threads a service preempted (``bench.profile_build``
+    on 2 cores: 2 x 1 built 13% faster than 1 x 2, the host 91% busy instead of
+    83%). A bigger host runs half its cores as processes of two threads each, so
+    a large model is not loaded once per core.
+    """
+    if not procs:
+        procs = cores if cores <= SMALL_HOST_CORES and not threads else max(1, cores // 2)
     return procs, threads or max(1, cores // procs)
 
 

@@ -38,10 +38,12 @@ def test_a_users_own_value_wins() -> None:
 
 @pytest.mark.parametrize(("cores", "procs", "threads", "layout"), [
     (1, 0, None, (1, 1)),
-    (2, 0, None, (1, 2)),   # a small host: one process, both cores
-    (3, 0, None, (1, 3)),
-    (4, 0, None, (2, 2)),
+    (2, 0, None, (2, 1)),   # a small host: one single-threaded process per core
+    (3, 0, None, (3, 1)),
+    (4, 0, None, (4, 1)),
+    (6, 0, None, (3, 2)),   # a bigger one: half the cores as processes of two threads
     (16, 0, None, (8, 2)),
+    (2, 0, 2, (1, 2)),      # REEMBED_TORCH_THREADS alone: the cores split by threads
     (8, 3, None, (3, 2)),   # REEMBED_CPU_CONCURRENCY: the cores split between them
     (8, 0, 1, (4, 1)),      # REEMBED_TORCH_THREADS
     (2, 4, None, (4, 1)),   # more processes than cores: one thread each (doctor warns)
@@ -91,25 +93,25 @@ def started(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 def test_run_cpu_sets_the_thread_env_before_the_worker_starts(
         started: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MKL_NUM_THREADS", "1")  # exported by the user: kept
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")  # exported by the user: kept
     launch.run_cpu()
-    assert started["extra"] == ["--concurrency", "1"]
-    assert started["layout"] == {"processes": 1, "threads": 2, "cores": 2}
+    assert started["extra"] == ["--concurrency", "2"]  # a 2-core host: 2 processes x 1 thread
+    assert started["layout"] == {"processes": 2, "threads": 1, "cores": 2}
     env = started["env"]
-    assert env["REEMBED_TORCH_THREADS"] == "2" and env["MKL_NUM_THREADS"] == "1"
+    assert env["REEMBED_TORCH_THREADS"] == "1" and env["MKL_NUM_THREADS"] == "3"
     assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == env["RAYON_NUM_THREADS"] \
-        == "2"
-    assert env["OMP_WAIT_POLICY"] == "PASSIVE" and env["TOKENIZERS_PARALLELISM"] is None
+        == "1"
+    assert env["OMP_WAIT_POLICY"] == "PASSIVE" and env["TOKENIZERS_PARALLELISM"] == "false"
 
 
 def test_run_cpu_follows_the_knobs(started: dict[str, Any],
                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REEMBED_CPU_CONCURRENCY", "2")
+    monkeypatch.setenv("REEMBED_TORCH_THREADS", "2")
     launch.run_cpu()
-    assert started["extra"] == ["--concurrency", "2"]
-    assert started["layout"] == {"processes": 2, "threads": 1, "cores": 2}
-    assert started["env"]["OMP_NUM_THREADS"] == "1"
-    assert started["env"]["TOKENIZERS_PARALLELISM"] == "false"
+    assert started["extra"] == ["--concurrency", "1"]
+    assert started["layout"] == {"processes": 1, "threads": 2, "cores": 2}
+    assert started["env"]["OMP_NUM_THREADS"] == "2"
+    assert started["env"]["TOKENIZERS_PARALLELISM"] is None
 
 
 def test_run_gpu_sizes_its_one_process(started: dict[str, Any],
