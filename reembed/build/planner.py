@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,18 +112,12 @@ def plan_build(family: Family, version: str, config: AnyEmbedConfig, run_id: str
     had_rows = ledger.has_rows(family.name, version)
     flush = _Flush(batcher, plan, stream)
     max_chars = tuning().max_text_chars
-    with ThreadPoolExecutor(1) as pool:
-        before: Future[int] | None = None
-        for page in source.iter_pages(family, page_size, plan.since):
-            plan.sources += len(page)
-            _plan_page(family, version, config, run_id, page, batcher, plan, max_chars)
-            flush.page_done()
-            # Counted beside the scan once the first batches are out (a count of a large
-            # family takes seconds): it bounds what existed throughout all the same.
-            before = before or pool.submit(source.count, family, plan.since)
-        _check_complete(family, plan.sources,
-                        before.result() if before else source.count(family, plan.since),
-                        plan.since)
+    before = source.count(family, plan.since, estimate=True)
+    for page in source.iter_pages(family, page_size, plan.since):
+        plan.sources += len(page)
+        _plan_page(family, version, config, run_id, page, batcher, plan, max_chars)
+        flush.page_done()
+    _check_complete(family, plan.sources, before, plan.since)
     if had_rows:
         _plan_deletions(family, version, batcher, plan, page_size)
     plan.rest = flush.rest()
@@ -202,7 +195,8 @@ def _plan_deletions(family: Family, version: str, batcher: Batcher, plan: Plan,
 
 
 def _check_complete(family: Family, seen: int, before: int, since: Any = None) -> None:
-    """Keyset paging must have seen every document that existed throughout planning."""
+    """The scan must have seen every document that existed throughout planning (``before``
+    may be an estimate: the exact count after bounds it)."""
     floor = min(before, source.count(family, since))
     if seen < floor:
         raise PlanError(

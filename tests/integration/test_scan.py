@@ -42,25 +42,27 @@ def test_pages_come_in_key_order_with_the_filter_and_projection(local_stack: Any
     assert set(pages[0][0]) == {"_id", "n"}
 
 
-def test_a_scan_opens_one_cursor_for_the_whole_collection(local_stack: Any) -> None:
+def test_a_scan_opens_one_cursor_for_the_whole_collection_after_its_first_page(
+        local_stack: Any) -> None:
     spy = _SpyCollection(_collection(1000))
     pages = list(mongo.ordered_pages(spy, {}, {"n": 1}, "_id", 100))  # type: ignore[arg-type]
-    assert len(pages) == 10 and len(spy.cursors) == 1
+    assert len(pages) == 10 and len(spy.cursors) == 2  # the bounded first page, then one
 
 
 
 def test_a_lost_cursor_resumes_after_the_last_key_without_gaps_or_repeats(
         local_stack: Any) -> None:
-    coll = _collection(1000)
+    coll = _collection(1500)
     spy = _SpyCollection(coll)
     seen: list[str] = []
+    first = mongo.FIRST_PAGES
     for i, page in enumerate(mongo.ordered_pages(spy, {}, {"n": 1}, "_id", 100)):  # type: ignore[arg-type]
         seen += [d["_id"] for d in page]
-        if i in (2, 5):  # the server forgets the open cursor between two pages
+        if i in (first + 1, first + 4):  # the server forgets the scan's cursor between pages
             live = spy.cursors[-1]
             coll.database.command("killCursors", coll.name, cursors=[live.cursor_id])
-    assert seen == [f"d{i:05d}" for i in range(1000)]
-    assert len(spy.cursors) == 3
+    assert seen == [f"d{i:05d}" for i in range(1500)]
+    assert len(spy.cursors) == 4  # the first pages', the scan's, one after each loss
 
 
 def test_documents_inserted_after_the_cursor_ended_are_still_read(local_stack: Any) -> None:

@@ -25,6 +25,10 @@ class _Cursor:
     def batch_size(self, n: int) -> _Cursor:
         return self
 
+    def limit(self, n: int) -> _Cursor:
+        self.docs = self.docs[:n]
+        return self
+
     def __enter__(self) -> _Cursor:
         return self
 
@@ -70,6 +74,7 @@ def _scan(coll: _FlakyCollection, page: int = 10) -> list[int]:
 def test_each_lost_cursor_resumes_after_the_last_page_read() -> None:
     coll = _FlakyCollection(100, [25, 25, 25, 25, 25, 25, 25])  # 7 losses, each after progress
     assert _scan(coll) == list(range(100))
+    # after each loss, a query after the last page read (the first ones bounded)
     assert [q.get("k", {}).get("$gt") for q in coll.queries[:3]] == [None, 19, 39]
 
 
