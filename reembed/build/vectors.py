@@ -89,7 +89,21 @@ def unfound_by_own_vector(col: Any, ids: list[str], vectors: list[Any],
                         n_results=len(asked), include=[])
         missing = {i: missing[i] for i, top in zip(asked, res["ids"], strict=True)
                    if i not in top}
-    return list(missing)
+    return _unfound_unrestricted(col, missing)
+
+
+def _unfound_unrestricted(col: Any, missing: dict[str, Any]) -> list[str]:
+    """Of ``missing``, those an unrestricted search of their own vector does not return.
+
+    Chroma's search restricted to a list of ids has, rarely, left out a record
+    that its unrestricted search returns at distance 0: a record either path
+    finds is in the index.
+    """
+    if not missing:
+        return []
+    asked = list(missing)
+    res = col.query(query_embeddings=[missing[i] for i in asked], n_results=K, include=[])
+    return [i for i, top in zip(asked, res["ids"], strict=True) if i not in top]
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
