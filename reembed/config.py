@@ -32,6 +32,8 @@ DRIVER_ALIASES: dict[str, str] = {
     "onnx": "onnx",
     "onnxruntime": "onnx",
     "ollama": "ollama",
+    "openai": "openai",
+    "openai-compatible": "openai",
 }
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -155,20 +157,88 @@ class OllamaConfig(_EmbedBase):
 
     @model_validator(mode="after")
     def _http_url(self) -> OllamaConfig:
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https"):
-            raise ValueError(f"url {self.url!r} must start with http:// or https://")
-        if parts.username or parts.password or "token=" in parts.query.lower():
-            shown = parts._replace(netloc=parts.hostname or "", query="").geturl()
-            raise ValueError(f"url {shown!r} carries credentials: configs are stored and shown, "
-                             "so put the secret in OLLAMA_API_KEY instead")
+        check_http_url("url", self.url, "OLLAMA_API_KEY")
         return self
+
+
+def check_http_url(name: str, url: str, secret_env: str) -> None:
+    """``ValueError`` unless ``url`` is http(s) and carries no credential.
+
+    Configs are stored on version records and shown by ``reembed status``, so
+    a secret in one would leak: it belongs in the environment (``secret_env``).
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{name} {url!r} must start with http:// or https://")
+    query = parts.query.lower()
+    if parts.username or parts.password or "token=" in query or "key=" in query:
+        shown = parts._replace(netloc=parts.hostname or "", query="").geturl()
+        raise ValueError(f"{name} {shown!r} carries credentials: configs are stored and shown, "
+                         f"so put the secret in {secret_env} instead")
 
 
 def ollama_host(env: Mapping[str, str]) -> str:
     """Ollama's own ``OLLAMA_HOST`` (which may omit the scheme), else its default address."""
     host = env.get("OLLAMA_HOST") or "127.0.0.1:11434"
     return host if "://" in host else f"http://{host}"
+
+
+OPENAI_URL = "https://api.openai.com/v1"
+
+
+class OpenAIConfig(_EmbedBase):
+    """A model behind an OpenAI-compatible ``POST {base_url}/embeddings``.
+
+    OpenAI itself, Azure OpenAI (``api_version`` and ``auth="api-key"``), or a
+    self-hosted server (TEI, vLLM, Infinity, llama.cpp, LM Studio, Ollama's
+    ``/v1``). Semantic: ``model``, ``dimensions`` (asked of the server, sent only
+    when set) and the ``truncate`` policy. Everything else says where the server
+    is and what it accepts: the request limits, the tokenizer that counts
+    against them, and ``requests_per_minute`` / ``tokens_per_minute``, one budget
+    for the whole fleet per server and model, shared through Redis. The API key
+    is read from the environment variable ``api_key_env``, never stored.
+    """
+
+    RUNTIME: ClassVar[frozenset[str]] = RUNTIME_FIELDS | {
+        "base_url", "max_inputs", "max_tokens_per_request", "max_tokens_per_input",
+        "timeout_s", "max_retries", "max_throttle_s", "encoding_format", "api_key_env",
+        "api_version", "auth", "tokenizer", "requests_per_minute", "tokens_per_minute"}
+
+    driver: Literal["openai"] = "openai"
+    base_url: str = OPENAI_URL
+    dimensions: int | None = Field(default=None, ge=1, le=65_536)
+    truncate: Literal["error", "end"] = "error"
+    batch_size: int = Field(default=256, ge=1, le=4096)
+    max_inputs: int = Field(default=2048, ge=1, le=100_000)
+    max_tokens_per_request: int = Field(default=300_000, ge=1)
+    max_tokens_per_input: int = Field(default=8191, ge=1)
+    timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    max_retries: int = Field(default=5, ge=0, le=50)
+    max_throttle_s: float = Field(default=300.0, gt=0, le=3600)
+    encoding_format: Literal["base64", "float"] = "base64"
+    api_key_env: str = Field(default="OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    api_version: str | None = None
+    auth: Literal["bearer", "api-key"] = "bearer"
+    tokenizer: str | None = None
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    tokens_per_minute: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dims_from_dimensions(cls, data: Any) -> Any:
+        """``dimensions`` asks the server for that width, so it is the declared ``dims``."""
+        if isinstance(data, dict) and data.get("dimensions") is not None:
+            dims = data.get("dims")
+            if dims is not None and dims != data["dimensions"]:
+                raise ValueError(f"dims {dims} and dimensions {data['dimensions']} disagree: "
+                                 "dimensions is the width asked of the server")
+            data = {**data, "dims": data["dimensions"]}
+        return data
+
+    @model_validator(mode="after")
+    def _http_url(self) -> OpenAIConfig:
+        check_http_url("base_url", self.base_url, self.api_key_env)
+        return self
 
 
 OptionValue = str | int | float | bool
@@ -198,8 +268,9 @@ class PythonConfig(_EmbedBase):
 
 
 EmbedConfig = Annotated[NaiveConfig | SentenceTransformersConfig | OnnxConfig | OllamaConfig
-                        | PythonConfig, Field(discriminator="driver")]
-AnyEmbedConfig = NaiveConfig | SentenceTransformersConfig | OnnxConfig | OllamaConfig | PythonConfig
+                        | OpenAIConfig | PythonConfig, Field(discriminator="driver")]
+AnyEmbedConfig = (NaiveConfig | SentenceTransformersConfig | OnnxConfig | OllamaConfig
+                  | OpenAIConfig | PythonConfig)
 _ADAPTER: TypeAdapter[AnyEmbedConfig] = TypeAdapter(EmbedConfig)
 
 

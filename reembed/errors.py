@@ -10,10 +10,12 @@
     ├── PlanError                   planning could not see the whole family
     ├── DimsMismatchError           an embedder produced vectors of the wrong size
     └── TransientError              Mongo, Redis or Chroma unreachable: retry with backoff
+        └── ThrottledError          a service asks to slow down: retried however often
 
-Each class says whether retrying the same work can help (``retryable``); the
-task base class (:class:`reembed.tasks.base.ReembedTask`) retries exactly the
-retryable ones. Third-party errors are mapped at one boundary, :func:`classify`.
+Each class says whether retrying the same work can help (``retryable``), and
+whether retries may go on past the task's cap (``unlimited``); the task base
+class (:class:`reembed.tasks.base.ReembedTask`) retries exactly the retryable
+ones. Third-party errors are mapped at one boundary, :func:`classify`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class ReembedError(Exception):
     """Base class; ``retryable`` tells whether the same call may succeed later."""
 
     retryable: bool = False
+    unlimited: bool = False
 
 
 class ConfigError(ReembedError, ValueError):
@@ -69,6 +72,16 @@ class TransientError(ReembedError):
     """A service (MongoDB, Redis, Chroma) failed in a way that retrying can fix."""
 
     retryable = True
+
+
+class ThrottledError(TransientError):
+    """A service asked to slow down (HTTP 429) for longer than one call may wait.
+
+    The work is not at fault, so its retries have no cap: a long rate-limit storm
+    delays a batch but never turns its rows into errors on their way to ``dead``.
+    """
+
+    unlimited = True
 
 
 def _transient_types() -> tuple[type[BaseException], ...]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 
 _USERINFO = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):\S+@")
-_SECRET_PARAM = re.compile(r"(?i)\b(?P<key>password|passwd|pwd|token|secret|api_key)=[^&\s'\"]+")
+_SECRET_PARAM = re.compile(
+    r"(?i)\b(?P<key>password|passwd|pwd|token|secret|api[_-]?key)=[^&\s'\"]+")
 
 
 def redact(text: str) -> str:

@@ -4,8 +4,9 @@
 model folder, an ONNX graph that cannot be exported or an unreachable Ollama
 server shows up before a build sends batches to a worker that cannot run them.
 Nothing here loads a model or downloads anything: it looks for folders and
-modules, and asks an Ollama server for its version with a short timeout. The
-registry (:mod:`reembed.embedders.registry`) names which check each driver uses.
+modules, and asks an Ollama or OpenAI-compatible server for an answer with a
+short timeout. The registry (:mod:`reembed.embedders.registry`) names which
+check each driver uses.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from ..config import AnyEmbedConfig, OllamaConfig, OnnxConfig, PythonConfig
+from ..config import AnyEmbedConfig, OllamaConfig, OnnxConfig, OpenAIConfig, PythonConfig
+from ..errors import ReembedError
 
-OLLAMA_TIMEOUT_S = 2.0
+OLLAMA_TIMEOUT_S = OPENAI_TIMEOUT_S = 2.0
 EXPORT_MODULES = ("torch", "transformers", "onnx")
 
 
@@ -91,6 +93,40 @@ def ollama_available(config: AnyEmbedConfig) -> Availability:
                                    f"(HTTP {response.status_code})", fix)
     version = _json_field(response, "version") or f"HTTP {response.status_code}"
     return Availability(True, f"ollama {config.model}: {url} answers ({version})")
+
+
+def openai_available(config: AnyEmbedConfig) -> Availability:
+    """The tokenizer loads offline and the server answers ``GET {base_url}/models``."""
+    from .openai import tokenizer_of
+    from .tokens import default_tokenizer
+
+    assert isinstance(config, OpenAIConfig)
+    who = f"openai {config.model}"
+    try:
+        tokenizer = tokenizer_of(config)
+    except ReembedError as exc:
+        return Availability(False, f"{who}: {exc}", "pip install 'reembed[openai]', or set "
+                            "tokenizer to cl100k_base, o200k_base or a local tokenizer.json")
+    exact = config.tokenizer is not None or default_tokenizer(config.model)[1]
+    counted = f"tokens counted by {tokenizer.name}" + ("" if exact else " (an estimate)")
+    return _openai_server(config, who, counted)
+
+
+def _openai_server(config: OpenAIConfig, who: str, counted: str) -> Availability:
+    from .openai import auth_headers
+
+    url = config.base_url.rstrip("/")
+    fix = (f"start the server at {url}, or run with --set base_url=...; the key is read "
+           f"from ${config.api_key_env}")
+    try:
+        response = httpx.get(f"{url}/models", headers=auth_headers(config),
+                             timeout=OPENAI_TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        return Availability(False, f"{who}: no answer from {url} ({exc})", fix)
+    if response.status_code in (401, 403):
+        return Availability(False, f"{who}: {url} refused the credentials "
+                                   f"(HTTP {response.status_code})", fix)
+    return Availability(True, f"{who}: {url} answers (HTTP {response.status_code}); {counted}")
 
 
 def _json_field(response: httpx.Response, key: str) -> str | None:

@@ -42,6 +42,25 @@ def embed_query(embedder: Embedder, config: AnyEmbedConfig, text: str) -> Vector
     return embedder.embed([scrub(config.query_prefix + text)])
 
 
+class RejectedTexts(ValueError):
+    """Some texts of one call cannot be embedded; the vectors of the others are here.
+
+    A driver that can tell which texts are at fault (one over the model's token
+    limit, one the server turns down on its own) raises this instead of failing
+    the whole call, so the batch records one error per such text and embeds the
+    rest once, not again in halves. ``vectors`` is ``(n, dims)`` float32 with
+    zero rows for the rejected texts; ``errors`` has one entry per text, ``None``
+    for those that were embedded.
+    """
+
+    def __init__(self, vectors: Vectors, errors: list[str | None]) -> None:
+        bad = [e for e in errors if e is not None]
+        super().__init__(f"{len(bad)} of {len(errors)} texts rejected; first: "
+                         f"{bad[0] if bad else None}")
+        self.vectors = vectors
+        self.errors = errors
+
+
 class ProbedEmbedder:
     """Base of the drivers whose width is known only once the model runs.
 

@@ -34,23 +34,13 @@ import numpy as np
 
 from ..config import OllamaConfig
 from ..errors import ConfigError, DimsMismatchError, TransientError
+from .attempts import Failed as _Failed
+from .attempts import Throttled as _Throttled
 from .base import ProbedEmbedder, Vectors, l2_normalize
 from .ratelimit import FleetBudget, fleet_budget
 
 EMBED, LEGACY = "/api/embed", "/api/embeddings"
 MAX_BACKOFF_S = 30.0
-
-
-class _Failed(Exception):
-    """An attempt failed in a way that a later attempt may not (counts as a retry)."""
-
-
-class _Throttled(Exception):
-    """The server answered 429: wait ``wait_s`` and try again (not a failure)."""
-
-    def __init__(self, wait_s: float | None) -> None:
-        super().__init__(f"throttled (Retry-After {wait_s})")
-        self.wait_s = wait_s
 
 
 class _NoBatchEndpoint(Exception):

@@ -1,16 +1,18 @@
 """Fleet-wide rate limits: token buckets in Redis that every worker draws from.
 
-A budget such as "20 texts per second" must hold for the whole fleet, not per
-worker, so the buckets live in Redis and are updated by one Lua script: the
-check and the take are atomic, and the clock is Redis's own ``TIME``, so workers
-on hosts whose clocks disagree still share one timeline.
+A budget such as "20 texts per second" (or, for an OpenAI-compatible server,
+"100,000 tokens per minute") must hold for the whole fleet, not per worker, so
+the buckets live in Redis and are updated by one Lua script: the check and the
+take are atomic, and the clock is Redis's own ``TIME``, so workers on hosts
+whose clocks disagree still share one timeline.
 
 Each bucket refills at ``rate`` per second up to a burst of ``max(1, rate)``.
 A caller asks for an amount from several buckets at once (one request *and*
-its texts) and is given a start time at which every bucket can pay; all are
-charged as of that time, so waiting on one budget never lets another be
-overspent. An amount larger than the burst waits for a full bucket and leaves
-it in debt, which later callers wait out: it is granted, never deadlocked.
+its texts or tokens) and is given a start time at which every bucket can pay;
+all are charged as of that time, so waiting on one budget never lets another
+be overspent. An amount larger than the burst waits for a full bucket and
+leaves it in debt, which later callers wait out: it is granted, never
+deadlocked.
 """
 
 from __future__ import annotations
@@ -66,17 +68,19 @@ class Bucket:
 
 
 class FleetBudget:
-    """A requests-per-second and a texts-per-second budget shared by every worker.
+    """A requests-per-second and an amount-per-second budget shared by every worker.
 
-    ``scope`` names what the budget belongs to (an embed config's fingerprint),
-    so two builds with different configs do not share one. Picklable: the Redis
-    client is made lazily in each process.
+    ``scope`` names what the budget belongs to (an embed config's fingerprint,
+    or a server and model), so two builds with different configs do not share
+    one; ``unit`` names what the amount counts (texts, tokens). Picklable: the
+    Redis client is made lazily in each process.
     """
 
     def __init__(self, scope: str, requests_per_s: float | None = None,
-                 texts_per_s: float | None = None, url: str | None = None) -> None:
+                 amount_per_s: float | None = None, url: str | None = None,
+                 unit: str = "texts") -> None:
         self.requests = _bucket(scope, "requests", requests_per_s)
-        self.texts = _bucket(scope, "texts", texts_per_s)
+        self.amount = _bucket(scope, unit, amount_per_s)
         self._url = url
         self._script: Any = None
         self._pid = 0
@@ -84,9 +88,9 @@ class FleetBudget:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_script": None, "_pid": 0}
 
-    def acquire(self, texts: int) -> float:
-        """Take one request and ``texts`` text tokens; sleep until granted; the seconds slept."""
-        asks = [(b, n) for b, n in ((self.requests, 1), (self.texts, texts)) if b is not None]
+    def acquire(self, amount: int) -> float:
+        """Take one request and ``amount`` units; sleep until granted; the seconds slept."""
+        asks = [(b, n) for b, n in ((self.requests, 1), (self.amount, amount)) if b is not None]
         if not asks:
             return 0.0
         wait = self._take(asks)
@@ -109,12 +113,12 @@ class FleetBudget:
         return self._script
 
 
-def fleet_budget(scope: str, requests_per_s: float | None,
-                 texts_per_s: float | None) -> FleetBudget | None:
+def fleet_budget(scope: str, requests_per_s: float | None, amount_per_s: float | None,
+                 unit: str = "texts") -> FleetBudget | None:
     """The shared budget for ``scope``, or ``None`` when neither rate is limited."""
-    if requests_per_s is None and texts_per_s is None:
+    if requests_per_s is None and amount_per_s is None:
         return None
-    return FleetBudget(scope, requests_per_s, texts_per_s)
+    return FleetBudget(scope, requests_per_s, amount_per_s, unit=unit)
 
 
 def redis_url() -> str:

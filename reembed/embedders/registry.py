@@ -65,6 +65,12 @@ def _ollama(config: Any) -> Embedder:
     return OllamaEmbedder(config)
 
 
+def _openai(config: Any) -> Embedder:
+    from .openai import OpenAIEmbedder
+
+    return OpenAIEmbedder(config)
+
+
 def _folder_dims(config: Any) -> int | None:
     from .sentence_transformers import dims_from_folder, resolve_model_path
 
@@ -81,6 +87,7 @@ DRIVERS: dict[str, Driver] = {
     "sentence-transformers": Driver(_st, _folder_dims, availability.st_available),
     "onnx": Driver(_onnx, _folder_dims, availability.onnx_available),
     "ollama": Driver(_ollama, _none, availability.ollama_available),
+    "openai": Driver(_openai, _none, availability.openai_available),
 }
 
 

@@ -1,8 +1,10 @@
 """Embedding a list of texts so that one bad text is one error, not a failed call.
 
-A failing call is bisected until the bad text is alone; running out of memory
-is not the texts' fault, so the call is halved (and the process remembers the
-size that fits) until it succeeds. Only service outages propagate, as
+A driver that knows which texts are at fault says so (:class:`RejectedTexts`)
+and the others keep their vectors; any other failing call is bisected until
+the bad text is alone. Running out of memory is not the texts' fault, so the
+call is halved (and the process remembers the size that fits) until it
+succeeds. Only service outages propagate, as
 :class:`TransientError`, for the task to retry.
 """
 
@@ -13,7 +15,7 @@ import numpy as np
 from ..config import AnyEmbedConfig
 from ..errors import ConfigError, DimsMismatchError, TransientError, classify
 from . import oom
-from .base import Embedder, embed_documents
+from .base import Embedder, RejectedTexts, embed_documents
 
 
 def embed_resilient(embedder: Embedder, config: AnyEmbedConfig, texts: list[str]
@@ -34,6 +36,8 @@ def embed_resilient(embedder: Embedder, config: AnyEmbedConfig, texts: list[str]
         _check_shape(out, len(texts), config.dims)
     except TransientError:
         raise
+    except RejectedTexts as exc:  # the driver named the bad texts: nothing to bisect
+        return _rejected(exc, len(texts), config.dims)
     except (DimsMismatchError, ConfigError) as exc:  # the model's fault: splitting cannot help
         return [None] * len(texts), [str(exc)] * len(texts)
     except Exception as exc:
@@ -64,6 +68,21 @@ def _in_parts(embedder: Embedder, config: AnyEmbedConfig, texts: list[str], size
         vectors += part[0]
         errors += part[1]
     return vectors, errors
+
+
+def _rejected(exc: RejectedTexts, n: int, dims: int | None
+              ) -> tuple[list[np.ndarray | None], list[str | None]]:
+    """The vectors of the texts the driver embedded, and an error for each of the others."""
+    if len(exc.errors) != n:
+        return [None] * n, [f"embedder reported {len(exc.errors)} results for {n} texts"] * n
+    if any(e is None for e in exc.errors):
+        try:
+            _check_shape(exc.vectors, n, dims)
+        except DimsMismatchError as bad:
+            return [None] * n, [str(bad)] * n
+    vectors, errors = _finite_rows(exc.vectors)
+    return ([None if e else v for v, e in zip(vectors, exc.errors, strict=True)],
+            [e or f for e, f in zip(exc.errors, errors, strict=True)])
 
 
 def _check_shape(out: np.ndarray, n: int, dims: int | None) -> None:

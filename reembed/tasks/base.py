@@ -4,8 +4,9 @@ A task body raises whatever it meets. :class:`ReembedTask` classifies the
 exception once (:func:`reembed.errors.classify`, which maps pymongo, redis and
 httpx outages to :class:`~reembed.errors.TransientError`) and retries exactly
 the retryable ones, with exponential backoff, up to the task's
-``max_retries``; anything else, or a retryable error past the cap, goes to
-:meth:`ReembedTask.give_up`, which re-raises by default. Embedding tasks,
+``max_retries`` (the ``unlimited`` ones, a service asking to slow down, which
+is no fault of the work, without a cap); anything else, or a retryable error
+past the cap, goes to :meth:`ReembedTask.give_up`, which re-raises by default. Embedding tasks,
 chord callbacks and beat jobs all use it, so a raw ``AutoReconnect`` in a beat
 job is retried like one in a batch.
 """
@@ -48,11 +49,13 @@ class ReembedTask(Task):
         except Exception as exc:
             err = classify(exc)
             retries = int(self.request.retries or 0)
-            if getattr(err, "retryable", False) and retries < int(self.max_retries or 0):
-                log.warning("%s: %s; retry %d of %d", self.name, err, retries + 1,
-                            self.max_retries)
-                raise self.retry(exc=err, countdown=backoff_s(retries, self.backoff_cap_s)) \
-                    from exc
+            unlimited = getattr(err, "unlimited", False)
+            cap = retries + 1 if unlimited else int(self.max_retries or 0)
+            if getattr(err, "retryable", False) and retries < cap:
+                log.warning("%s: %s; retry %d of %s", self.name, err, retries + 1,
+                            "no cap" if unlimited else cap)
+                raise self.retry(exc=err, countdown=backoff_s(retries, self.backoff_cap_s),
+                                 max_retries=cap) from exc
             return self.give_up(err, args, kwargs)
 
     def give_up(self, err: BaseException, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -132,7 +132,7 @@ def _commands(fam: str) -> list[tuple[list[str], str]]:
     return [
         (["run", "nosuchsource", "--driver", "naive"],
          "source collection 'src_missing' does not exist in database"),
-        (["run", fam, "--driver", "openai"], "unknown embedding driver 'openai'"),
+        (["run", fam, "--driver", "cohere"], "unknown embedding driver 'cohere'"),
         (["run", fam, "--driver", "sentence-transformers", "--model", "no/such-model"],
          "model 'no/such-model' is neither the packaged"),
         (["run", fam, "--driver", "naive", "--version", "bad label!"],

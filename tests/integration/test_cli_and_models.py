@@ -39,8 +39,8 @@ def test_family_add_load_run_wait_flip_query(local_stack: Any, tmp_path: Path) -
     assert "chunks" in run.stderr and "is active" in run.stderr
     hits = json.loads(cli("query", name, "message 7 about cats", "--json").stdout)
     assert hits["version"] == "c1" and hits["hits"][0]["id"].startswith("m7:0:")
-    bad = cli("run", name, "--driver", "openai", check=False)
-    assert bad.returncode == 2 and "unknown embedding driver 'openai'" in bad.stderr
+    bad = cli("run", name, "--driver", "cohere", check=False)
+    assert bad.returncode == 2 and "unknown embedding driver 'cohere'" in bad.stderr
 
 
 def test_legacy_environment_names_are_defaults(local_stack: Any, monkeypatch: Any) -> None:

@@ -20,6 +20,7 @@ import pytest
 from reembed.config import MINILM, AnyEmbedConfig, parse_config
 from reembed.embedders import Embedder, build_embedder
 from tests.support.fake_ollama import FakeOllama
+from tests.support.fake_openai import FakeOpenAI
 
 TEXTS = ["the otter swims under the bridge", "a heron waits by the reeds",
          "Ünïcödé façade naïve café", "東京の川", "x", "same text", "same text",
@@ -31,6 +32,12 @@ pytestmark = pytest.mark.filterwarnings("ignore::reembed.embedders.naive.NaiveEm
 @pytest.fixture(scope="module")
 def ollama_server() -> Iterator[FakeOllama]:
     with FakeOllama(dims=48, model="contract-embed") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def openai_server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(dims=40, model="contract-openai", profile="tei") as server:
         yield server
 
 
@@ -51,14 +58,23 @@ DRIVERS: dict[str, dict[str, Any]] = {
                               "batch_size": 4},
     "onnx": {"driver": "onnx", "model": MINILM, "dims": 384, "batch_size": 4, "threads": 1},
     "ollama": {"driver": "ollama", "model": "contract-embed", "dims": 48, "batch_size": 3},
+    "openai": {"driver": "openai", "model": "contract-openai", "dims": 40, "max_inputs": 3,
+               "max_tokens_per_input": 512},
 }
+
+
+def _server_url(data: dict[str, Any], request: pytest.FixtureRequest) -> dict[str, Any]:
+    """``data`` pointed at its fake server, for the drivers that call one."""
+    if data["driver"] == "ollama":
+        return {**data, "url": request.getfixturevalue("ollama_server").url}
+    if data["driver"] == "openai":
+        return {**data, "base_url": request.getfixturevalue("openai_server").url}
+    return data
 
 
 @pytest.fixture(params=list(DRIVERS))
 def config(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> AnyEmbedConfig:
-    data = dict(DRIVERS[request.param])
-    if data["driver"] == "ollama":
-        data["url"] = request.getfixturevalue("ollama_server").url
+    data = _server_url(dict(DRIVERS[request.param]), request)
     if data["driver"] == "onnx":
         monkeypatch.setenv("REEMBED_ONNX_CACHE", str(request.getfixturevalue("onnx_cache")))
     return parse_config(data)
@@ -107,14 +123,12 @@ def test_survives_pickling_before_and_after_use(embedder: Embedder) -> None:
     assert np.allclose(used.embed(TEXTS[:3]), before, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["sentence-transformers", "onnx", "ollama"])
+@pytest.mark.parametrize("name", ["sentence-transformers", "onnx", "ollama", "openai"])
 def test_a_model_wider_or_narrower_than_declared_is_an_error(
         name: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     from reembed.errors import DimsMismatchError
 
-    data = {**DRIVERS[name], "dims": DRIVERS[name]["dims"] + 1}
-    if name == "ollama":
-        data["url"] = request.getfixturevalue("ollama_server").url
+    data = _server_url({**DRIVERS[name], "dims": DRIVERS[name]["dims"] + 1}, request)
     if name == "onnx":
         monkeypatch.setenv("REEMBED_ONNX_CACHE", str(request.getfixturevalue("onnx_cache")))
     with pytest.raises(DimsMismatchError, match=str(data["dims"])):

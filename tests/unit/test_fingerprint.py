@@ -86,7 +86,11 @@ def test_legacy_driver_names_are_accepted() -> None:
 
 
 @pytest.mark.parametrize(("data", "needle"), [
-    ({"driver": "openai"}, "unknown embedding driver 'openai'"),
+    ({"driver": "cohere"}, "unknown embedding driver 'cohere'"),
+    ({"driver": "openai"}, "model: Field required"),
+    ({"driver": "openai", "model": "m", "truncate": "start"}, "truncate"),
+    ({"driver": "openai", "model": "m", "dims": 8, "dimensions": 16}, "dims 8 and dimensions 16"),
+    ({"driver": "openai", "model": "m", "base_url": "ftp://x/v1"}, "http:// or https://"),
     ({"driver": "ollama"}, "model: Field required"),
     ({"driver": "naive", "dims": 0}, "dims"),
     ({"driver": "naive", "chunker": {"size": 100, "overlap": 60}}, "overlap 60"),
@@ -112,6 +116,46 @@ def test_ollama_truncation_and_model_are_semantic() -> None:
     base = parse_config(OLLAMA).config_fp
     assert parse_config({**OLLAMA, "truncate": False}).config_fp != base
     assert parse_config({**OLLAMA, "model": "mxbai-embed-large"}).config_fp != base
+
+
+OPENAI = {"driver": "openai", "model": "text-embedding-3-small"}
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("base_url", "http://tei:8080/v1"), ("max_inputs", 32), ("max_tokens_per_request", 16384),
+    ("max_tokens_per_input", 512), ("timeout_s", 5), ("max_retries", 0), ("max_throttle_s", 9),
+    ("encoding_format", "float"), ("api_key_env", "AZURE_OPENAI_KEY"),
+    ("api_version", "2024-02-01"), ("auth", "api-key"), ("tokenizer", "o200k_base"),
+    ("requests_per_minute", 3000), ("tokens_per_minute", 1_000_000), ("batch_size", 16)])
+def test_where_and_how_fast_an_openai_server_is_called_is_runtime(field: str, value: Any
+                                                                   ) -> None:
+    assert field in parse_config(OPENAI).RUNTIME
+    assert parse_config({**OPENAI, field: value}).config_fp == parse_config(OPENAI).config_fp
+
+
+def test_openai_model_dimensions_and_truncation_are_semantic() -> None:
+    base = parse_config(OPENAI).config_fp
+    assert parse_config({**OPENAI, "model": "text-embedding-3-large"}).config_fp != base
+    assert parse_config({**OPENAI, "truncate": "end"}).config_fp != base
+    assert parse_config({**OPENAI, "dimensions": 512}).config_fp != base
+    assert parse_config({**OPENAI, "dims": 512}).config_fp != \
+        parse_config({**OPENAI, "dimensions": 512}).config_fp  # asked of the server, or not
+
+
+def test_openai_dimensions_is_the_declared_width() -> None:
+    config = parse_config({**OPENAI, "dimensions": 256})
+    assert config.dims == 256 and config.dimensions == 256
+    assert parse_config(config.model_dump(mode="json")) == config
+    assert parse_config({**OPENAI, "driver": "openai-compatible"}).driver == "openai"
+
+
+def test_openai_defaults_are_openais_limits() -> None:
+    config = parse_config(OPENAI)
+    assert (config.base_url, config.max_inputs, config.max_tokens_per_request,
+            config.max_tokens_per_input, config.encoding_format, config.truncate,
+            config.api_key_env, config.auth) == (
+        "https://api.openai.com/v1", 2048, 300_000, 8191, "base64", "error",
+        "OPENAI_API_KEY", "bearer")
 
 
 def test_onnx_and_sentence_transformers_compute_the_same_vectors_so_share_a_fingerprint() -> None:

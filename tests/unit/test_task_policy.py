@@ -13,7 +13,7 @@ import pytest
 from celery import Celery
 from pymongo.errors import AutoReconnect
 
-from reembed.errors import ConfigError, TransientError
+from reembed.errors import ConfigError, ThrottledError, TransientError
 from reembed.tasks.base import ReembedTask, backoff_s
 
 app = Celery("policy", broker="memory://", backend="cache+memory://")
@@ -34,7 +34,8 @@ def flaky(self: Recording, failures: int, exc: str) -> str:
     calls.append(self.request.retries)
     if len(calls) <= failures:
         raise {"reconnect": AutoReconnect("primary went away"),
-               "config": ConfigError("bad input")}[exc]
+               "config": ConfigError("bad input"),
+               "throttled": ThrottledError("429 for 300s")}[exc]
     return "ok"
 
 
@@ -52,6 +53,11 @@ def test_a_raw_pymongo_outage_is_retried_until_it_passes() -> None:
 def test_retries_stop_at_the_cap_and_the_task_gives_up_on_the_classified_error() -> None:
     assert flaky.apply(args=(10, "reconnect")).get() == "gave up"
     assert calls == [0, 1, 2, 3] and given_up == [TransientError.__name__]
+
+
+def test_a_service_asking_to_slow_down_is_retried_past_the_cap() -> None:
+    assert flaky.apply(args=(10, "throttled")).get() == "ok"
+    assert calls == list(range(11)) and not given_up
 
 
 def test_input_errors_are_never_retried() -> None:

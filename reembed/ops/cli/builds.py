@@ -19,7 +19,8 @@ from .group import cli
 @cli.command("run")
 @click.argument("family")
 @click.option("--driver", default=None,
-              help="sentence-transformers | onnx | ollama | python | naive (env EMBEDDING_DRIVER)")
+              help="sentence-transformers | onnx | ollama | openai | python | naive "
+                   "(env EMBEDDING_DRIVER)")
 @click.option("--model", default=None, help="Model name or local folder (env EMBEDDING_FUNCTION)")
 @click.option("--dims", type=int, default=None, help="Expected dims (env EMBED_DIMS)")
 @click.option("--version", "version", default=None, help="Version label (env EMBED_VERSION)")
