@@ -157,7 +157,7 @@ def _plan_page(family: Family, version: str, config: AnyEmbedConfig, run_id: str
     existing = ledger.rows_for_sources(family.name, version, [d.source_id for d in docs])
     ops: list[Any] = []
     now = ledger.epoch()
-    for doc in _by_length(docs):
+    for doc in by_length(docs):
         rows = existing.get(doc.source_id, [])
         if is_current(doc, rows, config.config_fp):
             continue
@@ -174,7 +174,7 @@ def _plan_page(family: Family, version: str, config: AnyEmbedConfig, run_id: str
     ledger.apply(ops)
 
 
-def _by_length(docs: list[DocPlan]) -> list[DocPlan]:
+def by_length(docs: list[DocPlan]) -> list[DocPlan]:
     """The page's documents, shortest text first (batches of similar lengths)."""
     return [docs[i] for i in length_order([sum(len(c.text) for c in d.chunks) for d in docs])]
 

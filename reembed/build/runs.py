@@ -102,6 +102,15 @@ def history(vid: str, limit: int = 20) -> list[Run]:
     return [Run.model_validate(d) for d in docs]
 
 
+def finished_builds(version_ids: list[str], limit: int = 20) -> list[Run]:
+    """The newest builds of these versions that ended ``done``, newest first."""
+    if not version_ids:
+        return []
+    docs = _col().find({"version_id": {"$in": version_ids}, "state": RunState.DONE,
+                        "kind": RunKind.BUILD}).sort("finished_at", DESCENDING).limit(limit)
+    return [Run.model_validate(d) for d in docs]
+
+
 def planning_runs() -> list[Run]:
     """Runs whose planner is reading the source now (or was, when it was lost)."""
     return [Run.model_validate(d) for d in _col().find({"state": RunState.PLANNING})]

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..config import AnyEmbedConfig, config_from_options, parse_config
 from ..embedders import declared_dims, get_embedder
+from ..embedders.base import ProbedEmbedder
 from ..errors import DimsMismatchError, NotFoundError
 from ..naming import check_label, collection_name, generate_label, version_id
 from ..store import ledger, sink, source, versions
@@ -66,7 +67,7 @@ def resolve(family: str, version: str | None, embed: dict[str, Any] | None) -> T
 
 def probe_dims(config: AnyEmbedConfig) -> int:
     """Embed one text with the real model and compare its size with the config."""
-    dims = int(get_embedder(config).embed(["dimension probe"]).shape[1])
+    dims = int(get_embedder(config).embed([ProbedEmbedder.PROBE_TEXT]).shape[1])
     if config.dims is not None and dims != config.dims:
         raise DimsMismatchError(
             f"model {config.model!r} produces {dims}-dim vectors but the config says "

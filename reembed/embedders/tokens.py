@@ -64,6 +64,10 @@ class Tokenizer(Protocol):
         """Tokens the server will count for ``text``."""
         ...
 
+    def counts(self, texts: list[str]) -> list[int]:
+        """:meth:`count` of each text, in one call (the dry run counts whole pages)."""
+        ...
+
     def truncate(self, text: str, limit: int) -> str:
         """The longest prefix of ``text`` (as text) that counts at most ``limit`` tokens."""
         ...
@@ -105,6 +109,9 @@ class TiktokenTokenizer:
 
     def count(self, text: str) -> int:
         return len(self._enc.encode_ordinary(text))
+
+    def counts(self, texts: list[str]) -> list[int]:
+        return [len(ids) for ids in self._enc.encode_ordinary_batch(texts)]
 
     def truncate(self, text: str, limit: int) -> str:
         ids = self._enc.encode_ordinary(text)
@@ -156,6 +163,9 @@ class HFTokenizer:
 
     def count(self, text: str) -> int:
         return len(self._tok.encode(text).ids)
+
+    def counts(self, texts: list[str]) -> list[int]:
+        return [len(e.ids) for e in self._tok.encode_batch(texts)] if texts else []
 
     def truncate(self, text: str, limit: int) -> str:
         total = self.count(text)

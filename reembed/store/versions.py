@@ -109,6 +109,12 @@ def for_family(family: str) -> list[VersionRecord]:
     return [VersionRecord.model_validate(d) for d in docs]
 
 
+def with_config(config_fp: str) -> list[VersionRecord]:
+    """Every family's versions built with this config (the fleet's history of it)."""
+    return [VersionRecord.model_validate(d)
+            for d in owned(VERSIONS).find({"config_fp": config_fp})]
+
+
 def find_reusable(family: str, config_fp: str) -> VersionRecord | None:
     """A live version built with this exact config, preferring the active one."""
     same = [v for v in for_family(family) if v.config_fp == config_fp and v.status in LIVE]

@@ -14,7 +14,17 @@ import click
 
 from ...errors import ReembedError, TransientError, classify
 from ...redact import redact
-from . import alias, builds, families, hygiene, quality, stack_cmds, status, tools  # noqa: F401
+from . import (  # noqa: F401
+    alias,
+    builds,
+    estimates,
+    families,
+    hygiene,
+    quality,
+    stack_cmds,
+    status,
+    tools,
+)
 from .group import cli
 
 __all__ = ["cli", "main"]

@@ -6,7 +6,8 @@ import json
 import os
 import sys
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 from celery.result import AsyncResult
@@ -15,41 +16,65 @@ from ...config import AnyEmbedConfig
 from ...errors import ReembedError
 from .group import cli
 
+if TYPE_CHECKING:
+    from ...build.start import Target
+
+
+PRICE_OPTION = click.option(
+    "--price-per-1m-tokens", "price", type=click.FloatRange(min=0), default=None,
+    help="US dollars per million tokens (default: OpenAI's list price for its own models).")
+
+
+def config_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options that say which embed config (and version) a command is about."""
+    options = [
+        click.option("--driver", default=None,
+                     help="sentence-transformers | onnx | ollama | openai | python | naive "
+                          "(env EMBEDDING_DRIVER)"),
+        click.option("--model", default=None,
+                     help="Model name or local folder (env EMBEDDING_FUNCTION)"),
+        click.option("--dims", type=int, default=None, help="Expected dims (env EMBED_DIMS)"),
+        click.option("--version", "version", default=None,
+                     help="Version label (env EMBED_VERSION)"),
+        click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None,
+                     help="cuda: the GPU queue; auto: the GPU queue if a CUDA worker consumes "
+                          "it now."),
+        click.option("--set", "settings_", multiple=True, metavar="FIELD=VALUE",
+                     help="Any other config field, e.g. --set threads=2 --set requests_per_s=5 "
+                          "(VALUE is read as JSON when it parses)."),
+        click.option("--chunk-size", type=int, default=None),
+        click.option("--chunk-overlap", type=int, default=None),
+        click.option("--batch-chunks", type=int, default=None,
+                     help="Chunks per embedding task (default REEMBED_BATCH_CHUNKS, 256)."),
+        PRICE_OPTION,
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
 
 @cli.command("run")
 @click.argument("family")
-@click.option("--driver", default=None,
-              help="sentence-transformers | onnx | ollama | openai | python | naive "
-                   "(env EMBEDDING_DRIVER)")
-@click.option("--model", default=None, help="Model name or local folder (env EMBEDDING_FUNCTION)")
-@click.option("--dims", type=int, default=None, help="Expected dims (env EMBED_DIMS)")
-@click.option("--version", "version", default=None, help="Version label (env EMBED_VERSION)")
+@config_options
 @click.option("--flip", type=click.Choice(["auto", "manual"]), default="manual",
               show_default=True)
-@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None,
-              help="cuda: the GPU queue; auto: the GPU queue if a CUDA worker consumes it now.")
 @click.option("--queue", type=click.Choice(["cpu", "gpu"]), default=None,
               help="Send batches to this queue whatever the device says.")
-@click.option("--set", "settings_", multiple=True, metavar="FIELD=VALUE",
-              help="Any other config field, e.g. --set threads=2 --set requests_per_s=5 "
-                   "(VALUE is read as JSON when it parses).")
-@click.option("--chunk-size", type=int, default=None)
-@click.option("--chunk-overlap", type=int, default=None)
-@click.option("--batch-chunks", type=int, default=None,
-              help="Chunks per embedding task (default REEMBED_BATCH_CHUNKS, 256).")
+@click.option("--max-cost", type=click.FloatRange(min=0), default=None, metavar="USD",
+              help="Refuse to start when the dry run's estimated cost is above this.")
 @click.option("--wait", is_flag=True, help="Follow progress until the version is ready.")
 @click.option("--timeout", type=float, default=0, help="Give up waiting after N seconds.")
 @click.option("--force", is_flag=True, help="Start even if a run of this version is in flight.")
 def run(family: str, driver: str | None, model: str | None, dims: int | None,
-        version: str | None, flip: str, device: str | None, queue: str | None,
-        settings_: tuple[str, ...], chunk_size: int | None, chunk_overlap: int | None,
-        batch_chunks: int | None, wait: bool, timeout: float, force: bool) -> None:
+        version: str | None, device: str | None, settings_: tuple[str, ...],
+        chunk_size: int | None, chunk_overlap: int | None, batch_chunks: int | None,
+        price: float | None, flip: str, queue: str | None, max_cost: float | None,
+        wait: bool, timeout: float, force: bool) -> None:
     """Build (or bring up to date) a version of FAMILY with an embed config."""
-    from ...build.start import resolve
-
-    config = _config(driver, model, dims, device, settings_, chunk_size, chunk_overlap)
-    target = resolve(family, version or os.environ.get("EMBED_VERSION"),
-                     config.model_dump(mode="json"))
+    target = target_of(family, driver, model, dims, version, device, settings_, chunk_size,
+                       chunk_overlap)
+    if max_cost is not None:
+        _check_cost(target, batch_chunks, price, max_cost)
     if target.config.driver == "naive":
         click.echo("warning: the 'naive' driver is for tests; it matches words, not meaning",
                    err=True)
@@ -60,6 +85,32 @@ def run(family: str, driver: str | None, model: str | None, dims: int | None,
     click.echo(target.version_id)
     if wait:
         _follow(task_id[:12], result, timeout)
+
+
+def target_of(family: str, driver: str | None, model: str | None, dims: int | None,
+              version: str | None, device: str | None, pairs: tuple[str, ...],
+              chunk_size: int | None, chunk_overlap: int | None) -> Target:
+    """The version a run of these options builds (the label ``reembed run`` would pick)."""
+    from ...build.start import resolve
+
+    config = _config(driver, model, dims, device, pairs, chunk_size, chunk_overlap)
+    return resolve(family, version or os.environ.get("EMBED_VERSION"),
+                   config.model_dump(mode="json"))
+
+
+def _check_cost(target: Target, batch_chunks: int | None, price: float | None,
+                max_cost: float) -> None:
+    """Refuse, naming both numbers, a run whose estimated cost is above ``max_cost``."""
+    from ...build.dry_run import dry_run
+    from ...build.estimate import estimate, usd
+
+    cost = estimate(dry_run(target, batch_chunks), target.config, price_per_1m=price)
+    if cost.cost_usd is None:
+        raise ReembedError(f"--max-cost ${max_cost:g}: the cost of this run is unknown "
+                           f"({cost.cost_basis}); nothing was started")
+    if cost.cost_usd > max_cost:
+        raise ReembedError(f"the estimated cost {usd(cost.cost_usd)} ({cost.cost_basis}) is "
+                           f"above --max-cost ${max_cost:g}; nothing was started")
 
 
 def _config(driver: str | None, model: str | None, dims: int | None, device: str | None,
