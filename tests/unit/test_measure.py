@@ -105,7 +105,7 @@ def test_the_budget_bounds_the_time() -> None:
                            "tokens_per_minute": 60_000, "requests_per_minute": 60})
     slow_tokens = _budget(config, _dry(tokens=600_000, requests=5))
     assert slow_tokens is not None and slow_tokens.seconds == pytest.approx(600)
-    assert "60000 tokens/min" in slow_tokens.basis
+    assert "60,000 tokens/min" in slow_tokens.basis
     slow_requests = _budget(config, _dry(tokens=600, requests=120))
     assert slow_requests is not None and slow_requests.seconds == pytest.approx(120)
     assert _budget(parse_config({"driver": "naive"}), _dry(tokens=600)) is None
