@@ -5,6 +5,7 @@ Public API::
     from reembed import reembed_family          # the Celery task; .delay(...) starts a build
     from reembed import flip, rollback, query    # caught-up alias moves, version-matched retrieval
     from reembed import Retriever, ContextManager
+    from reembed import plan                     # the dry run: what a run would embed and cost
 
 ``flip`` and ``rollback`` sync the target version with the source before the
 alias moves (``catch_up=False`` skips that); :mod:`reembed.store.aliases`
@@ -23,6 +24,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .build.estimate import plan
     from .config import EmbedConfig, NaiveConfig, SentenceTransformersConfig, parse_config
     from .errors import ReembedError
     from .ops.flips import flip, rollback
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from .tasks import reembed_family
 
 _EXPORTS = {
+    "plan": ".build.estimate",
     "ContextManager": ".read.context",
     "EmbedConfig": ".config",
     "Entry": ".read.context",
@@ -65,6 +68,7 @@ __all__ = [
     "flip",
     "get_family",
     "parse_config",
+    "plan",
     "query",
     "reembed_family",
     "rollback",

@@ -29,7 +29,9 @@ from .documents import DocPlan, read_document
 from .planner import by_length, is_current
 from .start import Target
 
-SAMPLE = 128  # chunk texts kept (uniformly, seeded) for a timing sample
+WINDOW = 16  # consecutive texts to embed, in the order a batch embeds them: one embed call
+WINDOWS = 32  # windows kept (uniformly, seeded) for a timing sample
+CHECK_SAMPLE = 128  # chunk texts kept to measure the mean length of the checks' queries
 
 
 @dataclass
@@ -68,7 +70,7 @@ class DryRun:
     check_queries: int = 0
     check_tokens: int = 0
     check_requests: int | None = None
-    sample: list[str] = field(default_factory=list, repr=False)
+    sample: list[list[str]] = field(default_factory=list, repr=False)  # windows of texts
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -85,7 +87,7 @@ def dry_run(target: Target, batch_chunks: int | None = None, page_size: int = 10
                  config.driver, config.model, m.label, m.exact, m.max_tokens,
                  str(m.past_max))
     groups = _Groups(config, Batcher("dry-run", batch_chunks or default_size()))
-    picker, everything = _Sample(SAMPLE, random.Random(seed)), _Sample(SAMPLE, random.Random(seed))
+    picker, everything = _Windows(WINDOW, WINDOWS, seed), _Windows(1, CHECK_SAMPLE, seed)
     max_chars = tuning().max_text_chars
     for page in source.iter_pages(fam, page_size):
         docs = [read_document(d, fam, config, max_chars) for d in page]
@@ -93,8 +95,10 @@ def dry_run(target: Target, batch_chunks: int | None = None, page_size: int = 10
         _count_page(out, m, config, docs, existing, groups, picker)
         everything.offer([c.text for d in docs for c in d.chunks])
     groups.settle_all()
+    picker.flush()
+    everything.flush()
     out.batches, out.requests = groups.batches, groups.requests
-    _count_checks(out, m, target, everything.kept)
+    _count_checks(out, m, target, [w[0] for w in everything.kept])
     out.sources_deleted = _deleted(fam, target.label, page_size)
     out.sample = picker.kept
     return out
@@ -112,7 +116,7 @@ def _exists(target: Target) -> bool:
 
 
 def _count_page(out: DryRun, m: Measure, config: AnyEmbedConfig, docs: list[DocPlan],
-                existing: dict[str, list[ledger.Row]], groups: _Groups, picker: _Sample) -> None:
+                existing: dict[str, list[ledger.Row]], groups: _Groups, picker: _Windows) -> None:
     out.documents += len(docs)
     out.skipped_documents += sum(d.skipped for d in docs)
     out.error_documents += sum(d.error is not None for d in docs)
@@ -204,21 +208,40 @@ class _Groups:
                     self.requests = (self.requests or 0) + n
 
 
-class _Sample:
-    """A uniform sample of the texts to embed (reservoir), for timing them."""
+class _Windows:
+    """A uniform sample (reservoir) of windows of ``width`` consecutive texts.
 
-    def __init__(self, size: int, rng: random.Random) -> None:
-        self.size, self.rng = size, rng
-        self.kept: list[str] = []
+    The planner orders each page's sources by length and a batch embeds its
+    texts shortest first, so one embed call holds texts of similar lengths:
+    a window of consecutive texts pads as a worker's call does, where texts
+    picked one by one would pad to the longest of a random mix.
+    """
+
+    def __init__(self, width: int, size: int, seed: int) -> None:
+        self.width, self.size, self.rng = width, size, random.Random(seed)
+        self.kept: list[list[str]] = []
+        self.open: list[str] = []
         self.seen = 0
 
     def offer(self, texts: list[str]) -> None:
         for text in texts:
-            self.seen += 1
-            if len(self.kept) < self.size:
-                self.kept.append(text)
-            elif (j := self.rng.randrange(self.seen)) < self.size:
-                self.kept[j] = text
+            self.open.append(text)
+            if len(self.open) == self.width:
+                self._keep(self.open)
+                self.open = []
+
+    def flush(self) -> None:
+        """Keep the last, partial window too (a family smaller than one window has one)."""
+        if self.open:
+            self._keep(self.open)
+            self.open = []
+
+    def _keep(self, window: list[str]) -> None:
+        self.seen += 1
+        if len(self.kept) < self.size:
+            self.kept.append(window)
+        elif (j := self.rng.randrange(self.seen)) < self.size:
+            self.kept[j] = window
 
 
 def _deleted(fam: Family, version: str, page_size: int) -> int:

@@ -3,10 +3,16 @@
 Time comes from the best evidence there is, and says which it used:
 
 1. the fleet's measured rate for this ``config_fp``: the newest finished build
-   of a version with this config, in any family (chunks over its wall time,
-   planning and checks included, on the workers of the time);
+   of a version with this config, in any family (characters of chunk text
+   over its wall time, planning and checks included, on the workers of the
+   time: two families' chunks may differ in length, their characters cost
+   about the same);
 2. else a sample of the chunks to embed, embedded on this host in this
-   process (not for a server unless asked: a hosted model bills it);
+   process, in characters per second too (not for a server unless asked: a
+   hosted model bills it). That times the embedding alone, without the
+   build's planning, writes and checks, so it is a lower bound
+   (``bench/dry_run.py`` measured it at 0.59 of a MiniLM build's time; the
+   fleet's rate at 0.96);
 3. else the configured fleet budget (requests and tokens per minute), which
    is the fastest the fleet is allowed to go.
 
@@ -17,15 +23,18 @@ price for its own embedding models at its own URL (:data:`PRICES`, dated).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..config import AnyEmbedConfig, OllamaConfig, OpenAIConfig
 from ..store import versions
 from . import runs
-from .dry_run import DryRun
+from .dry_run import WINDOW, DryRun, dry_run
+from .start import resolve
 
 PRICES_AS_OF = "2024-01-25"  # OpenAI's standard tier (not Batch) since the v3 models launched
 PRICES: dict[str, float] = {  # US dollars per 1M input tokens
@@ -35,8 +44,7 @@ PRICES: dict[str, float] = {  # US dollars per 1M input tokens
 }
 OPENAI_HOST = "api.openai.com"
 MIN_FLEET_CHUNKS = 200  # a smaller build's time is mostly start-up, not embedding
-LOCAL_SAMPLE = 64  # chunks timed on this host for a model that runs in the worker
-WARM_UP = 16  # texts embedded first, so loading the model is not timed
+LOCAL_SAMPLE = 128  # chunks timed on this host for a model that runs in the worker
 
 
 @dataclass(frozen=True)
@@ -58,11 +66,12 @@ class _Time:
     basis: str
 
 
-def estimate(dry: DryRun, config: AnyEmbedConfig, samples: list[str] | None = None,
+def estimate(dry: DryRun, config: AnyEmbedConfig, sample: int = 0,
              price_per_1m: float | None = None) -> Estimate:
-    """The time and cost of embedding what ``dry`` counted; ``samples``: texts to time here
-    (:func:`sample_size` says how many a config gets by default)."""
-    measured = _fleet(dry) or (_sample(config, dry, samples) if samples else None)
+    """The time and cost of embedding what ``dry`` counted; ``sample``: about how many of
+    its texts to time here (:func:`sample_size` says how many a config gets by default)."""
+    windows = dry.sample[:math.ceil(sample / WINDOW)] if sample > 0 else []
+    measured = _fleet(dry) or (_sample(config, dry, windows) if windows else None)
     bound = _budget(config, dry)
     cost, cost_basis = _cost(config, dry, price_per_1m)
     if bound is not None and (measured is None or bound.seconds > measured.seconds):
@@ -71,6 +80,17 @@ def estimate(dry: DryRun, config: AnyEmbedConfig, samples: list[str] | None = No
     if measured is not None:
         return Estimate(measured.seconds, measured.basis, cost, cost_basis)
     return Estimate(None, _no_time(config), cost, cost_basis)
+
+
+def plan(family: str, embed: dict[str, Any] | None, version: str | None = None,
+         batch_chunks: int | None = None, sample: int | None = None,
+         price_per_1m_tokens: float | None = None) -> dict[str, Any]:
+    """The dry run of a run of ``embed`` on ``family`` with its time and cost, as plain
+    values (what ``reembed plan --json`` prints); reads only."""
+    target = resolve(family, version, embed)
+    dry = dry_run(target, batch_chunks)
+    est = estimate(dry, target.config, sample_size(target.config, sample), price_per_1m_tokens)
+    return {**dry.as_dict(), **est.as_dict()}
 
 
 def sample_size(config: AnyEmbedConfig, asked: int | None) -> int:
@@ -82,34 +102,50 @@ def sample_size(config: AnyEmbedConfig, asked: int | None) -> int:
 
 
 def _fleet(dry: DryRun) -> _Time | None:
-    """The newest finished build of this config large enough to tell a rate."""
+    """The newest finished build of this config large enough to tell a rate.
+
+    The rate is in characters of chunk text per second where the run counted
+    them (chunks of another family may be much longer or shorter), else in
+    chunks per second.
+    """
     recs = versions.with_config(dry.config_fp)
     for run in runs.finished_builds([r.id for r in recs]):
         if run.started_at is None or run.finished_at is None:
             continue
         seconds = (_utc(run.finished_at) - _utc(run.started_at)).total_seconds()
-        if run.queued_chunks >= MIN_FLEET_CHUNKS and seconds > 0:
-            rate = run.queued_chunks / seconds
-            return _Time(dry.chunks_to_embed / rate,
-                         f"the fleet's rate for this config, {rate:,.1f} chunks/s: run "
-                         f"{run.id[:12]} of {run.version_id} took {seconds:,.0f} s for "
-                         f"{run.queued_chunks:,} chunks, finished {_utc(run.finished_at):%Y-%m-%d}")
+        if run.queued_chunks < MIN_FLEET_CHUNKS or seconds <= 0:
+            continue
+        took = (f"run {run.id[:12]} of {run.version_id} took {seconds:,.0f} s for "
+                f"{run.queued_chunks:,} chunks, finished {_utc(run.finished_at):%Y-%m-%d}")
+        if run.queued_chars:
+            rate = run.queued_chars / seconds
+            return _Time(dry.chars_to_embed / rate, f"the fleet's rate for this config, "
+                         f"{rate:,.0f} characters/s: {took}")
+        rate = run.queued_chunks / seconds
+        return _Time(dry.chunks_to_embed / rate,
+                     f"the fleet's rate for this config, {rate:,.1f} chunks/s: {took}")
     return None
 
 
-def _sample(config: AnyEmbedConfig, dry: DryRun, texts: list[str]) -> _Time:
-    """Embed ``texts`` here, after a warm-up; the rate scaled to the chunks to embed."""
+def _sample(config: AnyEmbedConfig, dry: DryRun, windows: list[list[str]]) -> _Time:
+    """Embed the windows here, one call each, twice, and time the second pass: the first
+    loads the model and sets up kernels for the sample's shapes (measured: the first pass
+    ran at a third of the warm rate)."""
     from ..embedders import get_embedder
 
     embedder = get_embedder(config)
-    embedder.embed(texts[:WARM_UP])
+    for window in windows:
+        embedder.embed(window)
     started = time.perf_counter()
-    embedder.embed(texts)
+    for window in windows:
+        embedder.embed(window)
     seconds = max(time.perf_counter() - started, 1e-6)
-    rate = len(texts) / seconds
-    return _Time(dry.chunks_to_embed / rate,
-                 f"a sample of {len(texts)} chunks embedded on this host, {rate:,.1f} chunks/s "
-                 "in one process; workers elsewhere may differ")
+    n, chars = sum(len(w) for w in windows), sum(len(t) for w in windows for t in w)
+    rate = chars / seconds
+    return _Time(dry.chars_to_embed / rate,
+                 f"embedding alone, so the build takes longer: a sample of {n} chunks "
+                 f"({len(windows)} runs of consecutive chunks, as batches embed them) embedded "
+                 f"on this host at {rate:,.0f} characters/s in one process")
 
 
 def _budget(config: AnyEmbedConfig, dry: DryRun) -> _Time | None:

@@ -46,6 +46,7 @@ class Plan:
     deleted_sources: int = 0
     busy_sources: int = 0
     queued_chunks: int = 0
+    queued_chars: int = 0  # characters of the chunk texts queued (the fleet's rate counts them)
     batches: list[str] = field(default_factory=list)
     streamed: int = 0  # batches already handed to the stream while planning
     streamed_chunks: int = 0  # chunks of those batches (as counted when they were handed over)
@@ -62,6 +63,7 @@ class Plan:
         return {"sources": self.sources, "dirty": self.dirty_sources, "new": self.new_sources,
                 "changed": self.changed_sources, "deleted": self.deleted_sources,
                 "busy": self.busy_sources, "queued_chunks": self.queued_chunks,
+                "chars": self.queued_chars,
                 "batches": len(self.batches), "streamed": self.streamed}
 
 
@@ -171,6 +173,7 @@ def _plan_page(family: Family, version: str, config: AnyEmbedConfig, run_id: str
         plan.dirty_sources += 1
         plan.new_sources += not rows
         plan.queued_chunks += len(chunk_ids)
+        plan.queued_chars += sum(len(config.document_prefix) + len(c.text) for c in doc.chunks)
     ledger.apply(ops)
 
 

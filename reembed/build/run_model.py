@@ -188,6 +188,12 @@ class Run(BaseModel):
         """Dates a server handed back without their zone are UTC."""
         return value.replace(tzinfo=UTC) if value and value.tzinfo is None else value
 
+    @property
+    def queued_chars(self) -> int:
+        """Characters of the chunk texts its rounds queued (0 for a run that did not count
+        them)."""
+        return sum(int(r.plan.get("chars", 0)) for r in self.rounds.values())
+
     def in_order(self) -> list[Round]:
         """The run's rounds, first to last."""
         return sorted(self.rounds.values(), key=lambda r: r.seq)

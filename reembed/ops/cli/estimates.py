@@ -16,7 +16,7 @@ from .group import JSON, cli
 @click.argument("family")
 @config_options
 @click.option("--sample", type=click.IntRange(min=0), default=None, metavar="N",
-              help="Chunks to embed here to time the model (default 64 for a model that runs "
+              help="Chunks to embed here to time the model (default 128 for a model that runs "
                    "in the worker, 0 for a server: a hosted one bills them).")
 @JSON
 def plan(family: str, driver: str | None, model: str | None, dims: int | None,
@@ -24,15 +24,12 @@ def plan(family: str, driver: str | None, model: str | None, dims: int | None,
          chunk_size: int | None, chunk_overlap: int | None, batch_chunks: int | None,
          price: float | None, sample: int | None, as_json: bool) -> None:
     """Dry run: what `reembed run FAMILY` with these options would embed, and its cost."""
-    from ...build.dry_run import dry_run
-    from ...build.estimate import estimate, sample_size
+    from ...build.estimate import plan as dry_run
 
     target = target_of(family, driver, model, dims, version, device, settings_, chunk_size,
                        chunk_overlap)
-    dry = dry_run(target, batch_chunks)
-    n = sample_size(target.config, sample)
-    est = estimate(dry, target.config, dry.sample[:n] if n else None, price)
-    out = {**dry.as_dict(), **est.as_dict()}
+    out = dry_run(family, target.config.model_dump(mode="json"), target.label, batch_chunks,
+                  sample, price)
     render.emit(out, as_json, dry_run_lines(out))
 
 
