@@ -98,7 +98,8 @@ def test_a_new_config_embeds_everything_and_a_built_one_nothing() -> None:
     fresh = _plan(fam.name, *args)
     assert not fresh["version_exists"] and fresh["chunks_current"] == 0
     assert fresh["chunks_to_embed"] == fresh["chunks"] > 240
-    assert "embedding alone" in fresh["time_basis"] and "a sample of 128 chunks" in fresh["time_basis"]
+    basis = fresh["time_basis"]
+    assert "embedding alone" in basis and "a sample of 128 chunks" in basis
     snap = build(fam.name, {**NAIVE, "query_prefix": tag})
     assert snap.version.status == "ready", snap.version.reason
     again = _plan(fam.name, *args)  # the label `reembed run` would reuse
