@@ -126,6 +126,15 @@ class Retriever:
             self._forget(version, binding)
             return _run(self._bind(version), list(texts), k, where)
 
+    def embed(self, texts: Sequence[str], version: str | None = None
+              ) -> tuple[versions.VersionRecord, Vectors]:
+        """The query vectors the version would be searched with (its own config and query
+        prefix), and that version's record: what an OpenAI-compatible endpoint answers."""
+        if isinstance(texts, str):
+            raise ConfigError("embed takes a list of texts")
+        binding = self._bind(version)
+        return binding.record, _embed(binding, list(texts))
+
     def _bind(self, version: str | None) -> _Binding:
         """The cached binding for ``version`` while fresh, else a newly checked one."""
         with self._lock:

@@ -63,25 +63,26 @@ def _stop(procs: dict[str, subprocess.Popen[bytes]]) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def _env(port: int) -> dict[str, str]:
+def _env(port: int, serve_port: int = 0) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "REEMBED_STATE_DIR"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return {**env, "FLOWER_BASIC_AUTH": "ops:secret", "FLOWER_PORT": str(port)}
+    return {**env, "FLOWER_BASIC_AUTH": "ops:secret", "FLOWER_PORT": str(port),
+            "REEMBED_SERVE_TOKEN": "serve-secret", "REEMBED_SERVE_PORT": str(serve_port)}
 
 
 def test_every_procfile_line_runs_from_a_fresh_clone(local_stack: Any, tmp_path: Path) -> None:
     clone = fresh_checkout(tmp_path / "checkout")
     assert (clone / "Procfile").exists() and not (clone / ".reembed").exists()
-    port = stack.free_port()
+    port, serve_port = stack.free_port(), stack.free_port()
     started = time.time()
-    procs = {name: _start(cmd, clone, _env(port), tmp_path / f"{name}.log")
+    procs = {name: _start(cmd, clone, _env(port, serve_port), tmp_path / f"{name}.log")
              for name, cmd in procfile().items()}
     try:
         time.sleep(10)
         dead = {n: (tmp_path / f"{n}.log").read_text()[-800:] for n, p in procs.items()
                 if p.poll() is not None}
         assert not dead, dead
-        assert set(procs) == {"control", "cpu", "gpu", "beat", "flower"}
+        assert set(procs) == {"control", "cpu", "gpu", "beat", "flower", "serve"}
         wait_until(lambda: (t := beat_last_tick()) is not None and t.timestamp() > started,
                    "beat's first tick", timeout=90)
         assert (clone / ".reembed" / "celerybeat-schedule").exists() or \
@@ -90,6 +91,11 @@ def test_every_procfile_line_runs_from_a_fresh_clone(local_stack: Any, tmp_path:
                            timeout=10)
         assert answer.status_code == 200
         assert httpx.get(f"http://127.0.0.1:{port}/api/workers", timeout=10).status_code == 401
+        served = f"http://127.0.0.1:{serve_port}"
+        assert httpx.get(f"{served}/healthz", timeout=10).status_code == 200
+        assert httpx.get(f"{served}/v1/families", timeout=10).status_code == 401
+        assert httpx.get(f"{served}/v1/families", timeout=10,
+                         headers={"Authorization": "Bearer serve-secret"}).status_code == 200
     finally:
         _stop(procs)
 

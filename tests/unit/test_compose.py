@@ -48,7 +48,7 @@ def test_the_schema_rejects_what_compose_rejects(compose: dict[str, Any]) -> Non
 
 def test_services_present(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == {"mongo", "redis", "chroma-server", "chroma",
-                                        "control", "cpu", "gpu", "beat", "flower"}
+                                        "control", "cpu", "gpu", "beat", "flower", "serve"}
     assert compose["services"]["mongo"]["image"].startswith("mongo:7")
     assert compose["services"]["redis"]["image"].startswith("redis:7")
 
@@ -106,6 +106,14 @@ def test_no_credential_is_written_in_the_file(compose: dict[str, Any]) -> None:
             assert FROM_ENV.match(value), f"{path}: {value!r} is not taken from the environment"
         for password in re.findall(r"://[^:/@\s]*:([^@\s]+)@", value):
             assert FROM_ENV.match(password), f"{path}: a URI holds the password {password!r}"
+
+
+def test_serve_needs_its_token_from_env_and_listens_on_localhost_only(
+        compose: dict[str, Any]) -> None:
+    serve = compose["services"]["serve"]
+    assert FROM_ENV.match(serve["environment"]["REEMBED_SERVE_TOKEN"])
+    assert serve["command"][:2] == ["reembed", "serve"]
+    assert all(p.startswith("127.0.0.1:") for p in serve["ports"])
 
 
 def test_the_procfile_runs_flower_read_only_behind_basic_auth() -> None:

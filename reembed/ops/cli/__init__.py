@@ -21,6 +21,7 @@ from . import (  # noqa: F401
     families,
     hygiene,
     quality,
+    serve_cmd,
     stack_cmds,
     status,
     tools,
