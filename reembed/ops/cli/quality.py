@@ -119,3 +119,51 @@ def query_cmd(family: str, text: str, k: int, version: str | None, as_json: bool
     click.echo(f"{family} @ {rec.version} ({rec.collection})")
     for i, h in enumerate(hits, 1):
         click.echo(render.hit_lines(i, h))
+
+
+@cli.command("eval")
+@click.argument("family")
+@click.argument("versions", nargs=-1)
+@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Depth of recall@k and hit rate@k.")
+@click.option("--threshold", type=float, default=None,
+              help="A distance threshold on the first version, mapped onto the others "
+                   "(default: its median top-1 distance).")
+@JSON
+def eval_cmd(family: str, versions: tuple[str, ...], k: int, threshold: float | None,
+             as_json: bool) -> None:
+    """Score VERSIONS (default: the active one, then the other ready ones) on FAMILY's
+    golden queries: recall@k, MRR@10, nDCG@10, hit rate, top-1 distances."""
+    from ...read.evaluate import evaluate, matching_threshold
+
+    chosen = list(versions) or _comparable(family)
+    scores = evaluate(family, chosen, k)
+    base = scores[0]
+    t = threshold if threshold is not None else base.distance_quantiles().get("p50")
+    mapped = {s.version: matching_threshold(base.top1_distances, s.top1_distances, t)
+              for s in scores[1:]} if t is not None else {}
+    if as_json:
+        click.echo(render.as_json({"family": family, "k": k, "versions": [
+            s.as_dict() for s in scores], "threshold": {"on": base.version, "value": t,
+                                                        "matches": mapped}}))
+        return
+    render.eval_table(family, scores)
+    for version, value in mapped.items():
+        if value is not None and t is not None:
+            kept = sum(d <= t for d in base.top1_distances) / len(base.top1_distances)
+            click.echo(f"a distance threshold of {t:.3f} on {base.version} (keeps {kept:.0%} "
+                       f"of top-1 hits) matches {value:.3f} on {version}")
+
+
+def _comparable(family: str) -> list[str]:
+    """The active version first, then the other ready or retired versions, newest first."""
+    from ...errors import NotFoundError
+    from ...store import aliases, versions
+
+    active = aliases.active_version(family)
+    others = [v.version for v in versions.for_family(family)
+              if v.status in (versions.READY, versions.RETIRED) and v.version != active]
+    chosen = ([active] if active else []) + others
+    if not chosen:
+        raise NotFoundError(f"family {family!r} has no ready version to evaluate")
+    return chosen

@@ -116,3 +116,22 @@ def compare_cell(hit: Result, other: list[str]) -> str:
     """One side of a compare row: ``=`` when the other side has the same source."""
     mark = "=" if hit_source(hit) in other else " "
     return f"{mark}{hit.distance:.3f} {' '.join(hit.text.split())[:44]}"
+
+
+def eval_table(family: str, scores: list[Any]) -> None:
+    """``reembed eval``'s versions side by side."""
+    from rich.console import Console
+    from rich.table import Table
+
+    k = scores[0].k if scores else 10
+    table = Table(title=f"{family}: {scores[0].queries if scores else 0} golden queries",
+                  show_edge=False)
+    for col in ("version", f"recall@{k}", "MRR@10", "nDCG@10", f"hit@{k}", "top-1 p10",
+                "top-1 p50", "top-1 p90"):
+        table.add_column(col)
+    for s in scores:
+        q = s.distance_quantiles()
+        table.add_row(s.version, f"{s.recall:.3f}", f"{s.mrr:.3f}", f"{s.ndcg:.3f}",
+                      f"{s.hit_rate:.3f}", *(f"{q[p]:.3f}" if p in q else "-"
+                                             for p in ("p10", "p50", "p90")))
+    Console(width=160).print(table)
