@@ -19,6 +19,7 @@ from pymongo.errors import DuplicateKeyError
 from ..errors import AliasConflictError, NotFoundError, StateError
 from ..naming import version_id
 from . import sink, versions
+from .family import get_family
 from .mongo import ALIASES, owned
 
 HISTORY_LIMIT = 100
@@ -50,10 +51,39 @@ def active_version(family: str) -> str | None:
 
 
 def embed_summary(rec: versions.VersionRecord) -> dict[str, Any]:
-    """The ``embed`` sub-document the user's retriever reads."""
+    """The ``embed`` sub-document the user's retriever reads: ``driver`` under the name the
+    family's readers use (``reembed family set --reader-driver``), and then
+    ``reembed_driver`` as reembed calls it."""
     cfg = rec.config()
-    return {"driver": cfg.driver, "fn": cfg.model, "dims": cfg.dims, "version": rec.version,
-            "config_fp": rec.config_fp}
+    theirs = _reader_driver(rec.family, cfg.driver)
+    out = {"driver": theirs, "fn": cfg.model, "dims": cfg.dims, "version": rec.version,
+           "config_fp": rec.config_fp}
+    return out if theirs == cfg.driver else {**out, "reembed_driver": cfg.driver}
+
+
+def _reader_driver(family: str, driver: str) -> str:
+    try:
+        return get_family(family).reader_driver(driver)
+    except NotFoundError:
+        return driver
+
+
+def rename_reader_driver(family: str) -> bool:
+    """Rewrite the current alias's ``embed.driver`` under the family's reader names now
+    (the target and revision do not change); True when there was an alias to rewrite."""
+    alias = get(family)
+    if alias is None:
+        return False
+    embed = alias.get("embed", {})
+    ours = str(embed.get("reembed_driver") or embed.get("driver"))
+    theirs = _reader_driver(family, ours)
+    change: dict[str, Any] = {"$set": {"embed.driver": theirs}}
+    if theirs == ours:
+        change["$unset"] = {"embed.reembed_driver": ""}
+    else:
+        change["$set"]["embed.reembed_driver"] = ours
+    owned(ALIASES).update_one({"_id": family}, change)
+    return True
 
 
 def check_flippable(rec: versions.VersionRecord, force: bool) -> None:

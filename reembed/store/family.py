@@ -22,6 +22,9 @@ from .mongo import FAMILIES, OWNED, client, owned
 FAMILY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 
 
+READER_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
 class Family(BaseModel):
     """How to read one corpus from MongoDB."""
 
@@ -35,6 +38,9 @@ class Family(BaseModel):
     filter: dict[str, Any] = Field(default_factory=dict)
     meta: tuple[str, ...] = ()
     db: str | None = None
+    # reembed's driver name -> the name the family's own readers call it in the alias
+    # (their embeddings service may call sentence-transformers "transformers").
+    reader_drivers: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -45,6 +51,28 @@ class Family(BaseModel):
                 "starting with a letter or digit"
             )
         return v
+
+    @field_validator("reader_drivers")
+    @classmethod
+    def _reader_names(cls, v: dict[str, str]) -> dict[str, str]:
+        from ..config import canonical_driver
+        from ..errors import ConfigError
+
+        out: dict[str, str] = {}
+        for ours, theirs in v.items():
+            try:
+                ours = canonical_driver(ours)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+            if not READER_NAME_RE.match(theirs):
+                raise ValueError(f"reader driver name {theirs!r} for {ours!r} is invalid: use "
+                                 "1-64 letters, digits, '.', '_' or '-'")
+            out[ours] = theirs
+        return out
+
+    def reader_driver(self, driver: str) -> str:
+        """``driver`` under the name this family's readers use for it."""
+        return self.reader_drivers.get(driver, driver)
 
     @field_validator("collection")
     @classmethod

@@ -99,3 +99,25 @@ def test_status_and_versions_report_json(two_versions: str) -> None:
     status = json.loads(cli("status", fam, "--json").stdout)
     assert status["families"][fam]["alias"]["_id"] == fam
     assert "naive" in cli("status", fam).stdout
+
+
+def test_the_alias_names_the_driver_as_the_familys_readers_do(local_stack: Any) -> None:
+    name = f"readers_{__import__('uuid').uuid4().hex[:8]}"
+    cli("family", "add", name, "--collection", f"src_{name}", "--reader-driver", "naive=simple")
+    from reembed.store.family import get_family
+
+    fam = get_family(name)
+    assert fam.reader_drivers == {"naive": "simple"}
+    fam.source().insert_many([{"_id": f"d{i}", "text": f"note {i} on otters"} for i in range(20)])
+    build(name, {"driver": "naive", "dims": 64}, version="v1", flip="auto")
+    embed = (aliases.get(name) or {})["embed"]
+    assert (embed["driver"], embed["reembed_driver"], embed["fn"]) == \
+        ("simple", "naive", "naive-hash-v1")  # the user's embeddings service knows "simple"
+    assert json.loads(cli("query", name, "otters", "--json").stdout)["version"] == "v1"
+    out = cli("family", "set", name, "--reader-driver", "naive=").stdout
+    assert "alias rewritten" in out
+    after = (aliases.get(name) or {})["embed"]
+    assert after["driver"] == "naive" and "reembed_driver" not in after  # at once, no flip
+    assert (aliases.get(name) or {})["rev"] == 1
+    bad = cli("family", "set", name, "--reader-driver", "cohere=x", check=False)
+    assert bad.returncode == 2 and "unknown embedding driver 'cohere'" in bad.stderr

@@ -10,6 +10,11 @@ import click
 from . import render
 from .group import JSON, cli
 
+READER_DRIVER = click.option(
+    "--reader-driver", "reader_drivers", multiple=True, metavar="OURS=THEIRS",
+    help="Write driver OURS under the name THEIRS in the alias, for readers that call it so "
+         "(e.g. sentence-transformers=transformers); repeatable.")
+
 
 @cli.group("family")
 def family_group() -> None:
@@ -27,9 +32,10 @@ def family_group() -> None:
 @click.option("--filter", "filter_json", default=None, help='e.g. \'{"content": {"$ne": null}}\'')
 @click.option("--meta", multiple=True, help="Field to carry into Chroma metadata (repeatable).")
 @click.option("--db", default=None, help="Database of the source (default REEMBED_DB).")
+@READER_DRIVER
 def family_add(name: str, collection: str, text_key: str, time_key: str | None,
                updated_key: str | None, filter_json: str | None, meta: tuple[str, ...],
-               db: str | None) -> None:
+               db: str | None, reader_drivers: tuple[str, ...]) -> None:
     """Register family NAME."""
     from pydantic import ValidationError
 
@@ -42,12 +48,56 @@ def family_add(name: str, collection: str, text_key: str, time_key: str | None,
                                  "query document", param_hint="--filter") from None
     try:
         fam = Family(name=name, collection=collection, text_key=text_key, time_key=time_key,
-                     updated_key=updated_key, filter=query, meta=meta, db=db)
+                     updated_key=updated_key, filter=query, meta=meta, db=db,
+                     reader_drivers=_pairs(reader_drivers))
     except ValidationError as exc:
         raise click.UsageError(exc.errors()[0]["msg"]) from None
     add_family(fam)
     click.echo(f"family {name!r}: {fam.db or 'default db'}.{collection} text={text_key} "
                f"time={time_key} updated={updated_key} filter={query} meta={list(meta)}")
+
+
+@family_group.command("set")
+@click.argument("name")
+@READER_DRIVER
+def family_set(name: str, reader_drivers: tuple[str, ...]) -> None:
+    """Change family NAME's reader driver names (OURS= drops one); the current alias is
+    rewritten at once, so readers see the new name without a flip."""
+    from pydantic import ValidationError
+
+    from ...store import aliases
+    from ...store.family import Family, add_family, get_family
+
+    fam = get_family(name)
+    names = {**fam.reader_drivers, **_pairs(reader_drivers)}
+    try:
+        fam = Family.model_validate({**fam.model_dump(), "reader_drivers": {
+            k: v for k, v in names.items() if v}})
+    except ValidationError as exc:
+        raise click.UsageError(exc.errors()[0]["msg"]) from None
+    add_family(fam)
+    rewritten = aliases.rename_reader_driver(name)
+    click.echo(f"family {name!r}: reader drivers {fam.reader_drivers or 'none'}"
+               + ("; alias rewritten" if rewritten else ""))
+
+
+def _pairs(values: tuple[str, ...]) -> dict[str, str]:
+    """``OURS=THEIRS`` options by reembed's canonical driver name."""
+    from ...config import canonical_driver
+    from ...errors import ConfigError
+
+    out: dict[str, str] = {}
+    for value in values:
+        ours, sep, theirs = value.partition("=")
+        if not sep or not ours.strip():
+            raise click.BadParameter(f"{value!r} is not OURS=THEIRS, e.g. "
+                                     "sentence-transformers=transformers",
+                                     param_hint="--reader-driver")
+        try:
+            out[canonical_driver(ours)] = theirs.strip()
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--reader-driver") from None
+    return out
 
 
 @family_group.command("list")
