@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..store import golden
+from ..errors import ConfigError, NotFoundError
+from ..store import aliases, golden, versions
 from .retriever import Result, Retriever
 
 MRR_K = NDCG_K = 10
@@ -81,6 +81,17 @@ def ndcg_at(expected: set[str], ranked: list[str], k: int = NDCG_K) -> float:
     dcg = sum(1.0 / math.log2(i + 1) for i, sid in enumerate(ranked[:k], 1) if sid in expected)
     ideal = sum(1.0 / math.log2(i + 1) for i in range(1, min(len(expected), k) + 1))
     return dcg / ideal if ideal else 0.0
+
+
+def comparable_versions(family: str) -> list[str]:
+    """The active version first, then the other ready or retired versions, newest first."""
+    active = aliases.active_version(family)
+    others = [v.version for v in versions.for_family(family)
+              if v.status in (versions.READY, versions.RETIRED) and v.version != active]
+    chosen = ([active] if active else []) + others
+    if not chosen:
+        raise NotFoundError(f"family {family!r} has no ready version to evaluate")
+    return chosen
 
 
 def evaluate(family: str, versions: Sequence[str], k: int = 10) -> list[VersionEval]:

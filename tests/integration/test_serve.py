@@ -8,6 +8,7 @@ one version, and every bad request must be a 4xx that names the field and the ru
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -39,15 +40,15 @@ MINILM = {"driver": "sentence-transformers", "model": "all-MiniLM-L6-v2",
 TEXTS = ["how do otters hold hands", "rivers and weirs", "ünïcödé 🦦 text"]
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The base URL of a ``reembed serve`` process started as a user starts it."""
+@contextlib.contextmanager
+def running_service(log_dir: Path, *args: str) -> Iterator[str]:
+    """A ``reembed serve`` process started as a user starts it; its base URL."""
     port = stack.free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    log = log_dir / "serve.log"
     env = {**os.environ, "REEMBED_SERVE_TOKEN": TOKEN, "REEMBED_SERVE_ALIAS_TTL_S": str(TTL_S)}
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "reembed", "serve", "--port", str(port),
-                                 "--allow-writes"], env=env, stdout=out, stderr=subprocess.STDOUT)
+                                 *args], env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _healthy(url) or proc.poll() is not None, "reembed serve to answer",
@@ -57,6 +58,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_service(tmp_path_factory.mktemp("serve"), "--allow-writes") as url:
+        yield url
 
 
 def _healthy(url: str) -> bool:

@@ -134,9 +134,9 @@ def eval_cmd(family: str, versions: tuple[str, ...], k: int, threshold: float | 
              as_json: bool) -> None:
     """Score VERSIONS (default: the active one, then the other ready ones) on FAMILY's
     golden queries: recall@k, MRR@10, nDCG@10, hit rate, top-1 distances."""
-    from ...read.evaluate import evaluate, matching_threshold
+    from ...read.evaluate import comparable_versions, evaluate, matching_threshold
 
-    chosen = list(versions) or _comparable(family)
+    chosen = list(versions) or comparable_versions(family)
     scores = evaluate(family, chosen, k)
     base = scores[0]
     t = threshold if threshold is not None else base.distance_quantiles().get("p50")
@@ -153,17 +153,3 @@ def eval_cmd(family: str, versions: tuple[str, ...], k: int, threshold: float | 
             kept = sum(d <= t for d in base.top1_distances) / len(base.top1_distances)
             click.echo(f"a distance threshold of {t:.3f} on {base.version} (keeps {kept:.0%} "
                        f"of top-1 hits) matches {value:.3f} on {version}")
-
-
-def _comparable(family: str) -> list[str]:
-    """The active version first, then the other ready or retired versions, newest first."""
-    from ...errors import NotFoundError
-    from ...store import aliases, versions
-
-    active = aliases.active_version(family)
-    others = [v.version for v in versions.for_family(family)
-              if v.status in (versions.READY, versions.RETIRED) and v.version != active]
-    chosen = ([active] if active else []) + others
-    if not chosen:
-        raise NotFoundError(f"family {family!r} has no ready version to evaluate")
-    return chosen

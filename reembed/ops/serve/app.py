@@ -92,6 +92,7 @@ def create_app(options: ServeOptions, readers: Readers | None = None) -> FastAPI
                            allow_methods=["GET", "POST"], allow_headers=["Authorization",
                                                                           "Content-Type"])
     auth = Depends(_bearer(options.token))
+    _dashboard(app, options, readers)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -126,6 +127,21 @@ def create_app(options: ServeOptions, readers: Readers | None = None) -> FastAPI
         return _move(options, readers, family, body, rollback=True)
 
     return app
+
+
+def _dashboard(app: FastAPI, options: ServeOptions, readers: Readers) -> None:
+    """The pages under ``/ui``, their script, and ``/`` leading to them."""
+    from fastapi.responses import RedirectResponse
+    from fastapi.staticfiles import StaticFiles
+
+    from . import dashboard
+
+    dashboard.mount(app, options.token, readers)
+    app.mount("/ui/static", StaticFiles(directory=dashboard.HERE / "static"), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def home() -> Response:
+        return RedirectResponse("/ui", 307)
 
 
 def from_env() -> FastAPI:
