@@ -7,7 +7,7 @@ PIP_VERSION := 26.3
 COMPILE := $(VENV)/bin/pip-compile --quiet --extra all --strip-extras --no-emit-index-url \
 	--no-emit-find-links --unsafe-package reembed --output-file $(LOCK)
 
-.PHONY: install demo test lint chaos soak upgrade
+.PHONY: install browser demo test lint chaos soak upgrade
 
 $(STAMP): pyproject.toml $(LOCK)
 	python3 -m venv $(VENV)
@@ -17,7 +17,17 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m pip check
 	touch $(STAMP)
 
-install: $(STAMP)
+# Debian's Chromium for the dashboard's browser test (Playwright drives it; no browser
+# download). Installed where this user may (root or sudo), else the test says what to run.
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO="sudo -n"; \
+	  else echo "note: install Debian's chromium for the dashboard test"; exit 0; fi; \
+	  $$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; } || \
+	  echo "note: could not install chromium; the dashboard test will say so"; }
+
+install: $(STAMP) browser
 
 # Refresh the lock to the newest releases pyproject.toml allows, install them, run the suite.
 upgrade: $(STAMP)
@@ -31,7 +41,7 @@ demo: $(STAMP)
 	$(VENV)/bin/reembed demo
 
 # The test suite; it starts Redis, MongoDB (wire server), Chroma and workers itself.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest
 
 # The fault suite: kills workers and restarts services mid-build (CI runs it after `test`).

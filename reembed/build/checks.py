@@ -194,7 +194,11 @@ def recent_writes(col: Any, ids: list[str]) -> Check:
     """The newest vectors are really there: each read back by id, a sample found by query.
 
     Chroma has lost writes while its counts and queries looked healthy
-    (compaction failures); a count alone would not notice.
+    (compaction failures); a count alone would not notice. A vector read back by
+    id that some queries miss is the approximate index's recall: on a corpus of
+    near duplicates Chroma's HNSW misses a few records even for their own
+    vector (measured: 38 of 400 naive vectors outside their own top 100), so
+    only an index that finds none of the sample fails the check.
     """
     got = col.get(ids=ids, include=["embeddings"])
     stored = dict(zip(got["ids"], got["embeddings"], strict=True))
@@ -204,10 +208,12 @@ def recent_writes(col: Any, ids: list[str]) -> Check:
     share = (len(ids) - len(missing)) / len(ids)
     problems = [f"{len(missing)} of the {len(ids)} vectors written last are missing "
                 f"(e.g. {missing[0]!r})"] if missing else []
-    if unfound:
-        problems.append(f"{unfound} of {len(sample)} recent vectors are not found by a query")
-    return _result(not problems, share, 1.0, "; ".join(problems) or
-                   f"the {len(ids)} vectors written last read back by id and by query")
+    if sample and unfound == len(sample):  # an index that lost its vectors finds none
+        problems.append(f"none of {len(sample)} recent vectors is found by a query")
+    detail = "; ".join(problems) or f"the {len(ids)} vectors written last read back by id " \
+        "and by query" + (f" ({unfound} of {len(sample)} missed by the approximate index, "
+                          "which is recall, as self-retrieval reports it)" if unfound else "")
+    return _result(not problems, share, 1.0, detail)
 
 
 def run_checks(rec: versions.VersionRecord, counts: ledger.Counts, full: bool = True,

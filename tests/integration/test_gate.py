@@ -113,3 +113,13 @@ def test_writes_that_did_not_land_fail_the_gate_though_the_count_is_right(
     recent = got["recent_writes"]
     assert not recent["passed"] and recent["value"] == pytest.approx(35 / 40)
     assert "5 of the 40 vectors written last are missing" in recent["detail"]
+
+
+def test_near_duplicates_the_index_misses_are_recall_not_lost_writes(local_stack: Any) -> None:
+    # Chroma's HNSW leaves some of these out of even their own vector's top 100.
+    f = new_family([{"_id": f"doc{i:03d}", "text": f"note {i} about otters and weirs and rivers"}
+                    for i in range(400)])
+    snap = build(f.name, {"driver": "naive", "dims": 256}, version="dups")
+    assert snap.version.status == "ready", snap.version.reason
+    recent = versions.get(snap.version.id).checks["recent_writes"]
+    assert recent["passed"] and recent["value"] == 1.0, recent
