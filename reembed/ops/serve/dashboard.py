@@ -27,11 +27,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from ...build import runs
+from ...build.run_model import Run
 from ...errors import ReembedError
 from ...read.evaluate import comparable_versions, evaluate, matching_threshold
-from ...store import aliases, versions
+from ...store import aliases, ledger, versions
 from ...store.family import list_families
-from ..progress import version_rows
+from ..progress import rate, run_processed, version_rows
 from .readers import Readers
 
 COOKIE = "reembed_token"
@@ -98,20 +100,34 @@ def mount(app: FastAPI, token: str, readers: Readers) -> None:
 
 
 def progress_rows(family: str, brief: bool = False) -> list[dict[str, Any]]:
-    """Each version's progress: settled of planned, rate, ETA (and everything else unless
-    ``brief``: what the poll needs is small)."""
-    out = []
-    for row in version_rows(family):
-        c = row["counts"]
-        settled = c["done"] + c["error"] + c["skipped"] + c["dead"]
-        rate = row.get("rate_recent") or row.get("rate") or 0.0
-        left = max(0, c["planned"] - settled)
-        eta = left / rate if rate and left and row["run"] else None
-        info = {"version": row["version"], "status": row["status"], "run": row["run"],
-                "settled": settled, "planned": c["planned"], "rate": rate, "eta_s": eta,
-                "percent": 100.0 * settled / c["planned"] if c["planned"] else 0.0}
-        out.append(info if brief else {**row, **info})
-    return out
+    """Each version's progress: settled of planned, rate, ETA. ``brief`` (the page's poll,
+    every second) reads only counts and runs: no worker ping, no error summary."""
+    if brief:
+        return [_progress(rec, runs.current(rec), ledger.counts(rec.family, rec.version))
+                for rec in versions.for_family(family)]
+    return [{**row, **_progress_of_row(row)} for row in version_rows(family)]
+
+
+def _progress(rec: versions.VersionRecord, run: Run | None, counts: ledger.Counts
+              ) -> dict[str, Any]:
+    running = run is not None and run.running
+    return _figures(rec.version, rec.status, run.state if running and run else None,
+                    counts.as_dict(), rate(run, run_processed(run, counts)) if running else None)
+
+
+def _progress_of_row(row: dict[str, Any]) -> dict[str, Any]:
+    return _figures(row["version"], row["status"], row["run"], row["counts"],
+                    row.get("rate_recent") or row.get("rate"))
+
+
+def _figures(version: str, status: str, run: str | None, c: dict[str, int],
+             chunks_s: float | None) -> dict[str, Any]:
+    settled = c["done"] + c["error"] + c["skipped"] + c["dead"]
+    left = max(0, c["planned"] - settled)
+    eta = left / chunks_s if chunks_s and left and run else None
+    return {"version": version, "status": status, "run": run, "settled": settled,
+            "planned": c["planned"], "rate": chunks_s or 0.0, "eta_s": eta,
+            "percent": 100.0 * settled / c["planned"] if c["planned"] else 0.0}
 
 
 def _history(family: str) -> list[dict[str, Any]]:

@@ -17,7 +17,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...embedders.measure import measure
+from ...embedders.measure import Measure, measure
+from ...store.versions import VersionRecord
 from .readers import Readers, split_model
 
 MAX_INPUTS = 2048  # OpenAI's own limit per request
@@ -72,7 +73,7 @@ def embeddings(readers: Readers, request: EmbeddingsRequest) -> dict[str, Any]:
         raise BadRequest(f"dimensions {request.dimensions}: version {record.version!r} of "
                          f"{family!r} holds {vectors.shape[1]}-dim vectors, and a query must "
                          "have the index's own width", "dimensions")
-    tokens = sum(measure(record.config()).counts(texts))
+    tokens = sum(_measure(record).counts(texts))
     return {
         "object": "list",
         "data": [{"object": "embedding", "index": i, "embedding": _encoded(row,
@@ -81,6 +82,16 @@ def embeddings(readers: Readers, request: EmbeddingsRequest) -> dict[str, Any]:
         "model": f"{family}@{record.version}",
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
+
+
+_measures: dict[str, Measure] = {}
+
+
+def _measure(record: VersionRecord) -> Measure:
+    """The version's tokenizer, loaded once per config (usage counts every request)."""
+    if record.config_fp not in _measures:
+        _measures[record.config_fp] = measure(record.config())
+    return _measures[record.config_fp]
 
 
 def _encoded(row: np.ndarray, encoding: str) -> list[float] | str:
