@@ -98,7 +98,8 @@ def _flip_once(run: Run) -> Run:
         return runs.flip_done(run, False, None)
     try:
         aliases.flip(run.family, run.version, force=run.flip.force, action=run.flip.action,
-                     expected_rev=run.flip.expected_rev, caught_up=run.caught_up)
+                     expected_rev=run.flip.expected_rev, caught_up=run.caught_up,
+                     by=run.flip.by)
     except AliasConflictError as exc:
         return runs.flip_done(run, False, FlipError(kind=FlipErrorKind.CONFLICT,
                                                     message=str(exc)))

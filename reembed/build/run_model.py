@@ -89,6 +89,7 @@ class FlipIntent(BaseModel):
     action: FlipAction
     force: bool = False
     expected_rev: int | None = None
+    by: str | None = None  # who asked (user@host, or the service and its client)
 
 
 class FlipErrorKind(StrEnum):

@@ -34,18 +34,21 @@ class FlipReport:
 
 def flip(family: str, version: str, *, force: bool = False, catch_up: bool = True,
          expected_rev: int | None = None, timeout: float = 0,
-         stream: TextIO | None = None) -> FlipReport:
-    """Catch version ``label`` up with the source, then point ``family``'s alias at it."""
+         stream: TextIO | None = None, by: str | None = None) -> FlipReport:
+    """Catch version ``label`` up with the source, then point ``family``'s alias at it;
+    ``by`` (default ``user@host`` of this process) goes into the alias history."""
     return _move(family, version, FlipIntent(action=FlipAction.FLIP, force=force,
-                                           expected_rev=expected_rev), catch_up, timeout, stream)
+                                           expected_rev=expected_rev,
+                                           by=by or aliases.actor()), catch_up, timeout, stream)
 
 
 def rollback(family: str, *, force: bool = False, catch_up: bool = True, timeout: float = 0,
-             stream: TextIO | None = None) -> FlipReport:
+             stream: TextIO | None = None, by: str | None = None) -> FlipReport:
     """Point the alias back at its previous version, caught up first."""
     label, rev = aliases.previous_version(family)
     return _move(family, label, FlipIntent(action=FlipAction.ROLLBACK, force=force,
-                                           expected_rev=rev), catch_up, timeout, stream)
+                                           expected_rev=rev, by=by or aliases.actor()),
+                 catch_up, timeout, stream)
 
 
 def _move(family: str, version: str, intent: FlipIntent, catch_up: bool, timeout: float,
@@ -55,7 +58,7 @@ def _move(family: str, version: str, intent: FlipIntent, catch_up: bool, timeout
     aliases.check_collection(rec)
     if rec.adopted or not catch_up:
         res = aliases.flip(family, version, force=intent.force, action=intent.action,
-                           expected_rev=intent.expected_rev)
+                           expected_rev=intent.expected_rev, by=intent.by)
         note = ("adopted collection: reembed does not write it, so it was not caught up"
                 if rec.adopted else "flipped without catch-up; beat's sync will bring it up "
                 "to date")

@@ -9,6 +9,7 @@ the other, but neither can overwrite the other unseen.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -61,6 +62,18 @@ def embed_summary(rec: versions.VersionRecord) -> dict[str, Any]:
     return out if theirs == cfg.driver else {**out, "reembed_driver": cfg.driver}
 
 
+def actor() -> str:
+    """``user@host`` of this process: who flipped, when nobody said."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
 def _reader_driver(family: str, driver: str) -> str:
     try:
         return get_family(family).reader_driver(driver)
@@ -110,8 +123,9 @@ def check_collection(rec: versions.VersionRecord) -> None:
 
 def flip(family: str, version: str, *, force: bool = False, action: str = "flip",
          expected_rev: int | None = None, attempts: int = 10,
-         caught_up: int | None = None) -> FlipResult:
-    """Point ``family``'s alias at version ``version``.
+         caught_up: int | None = None, by: str | None = None) -> FlipResult:
+    """Point ``family``'s alias at version ``version``; ``by`` says who asked (the alias
+    history keeps it: ``user@host`` of a command line, ``reembed serve`` and its client).
 
     With ``expected_rev`` the flip is a strict compare-and-set and a concurrent
     change raises :class:`AliasConflictError`; without it a lost race is retried
@@ -126,7 +140,7 @@ def flip(family: str, version: str, *, force: bool = False, action: str = "flip"
         if expected_rev is not None and rev != expected_rev:
             raise AliasConflictError(
                 f"alias {family!r} is at rev {rev}, not {expected_rev}: someone flipped it")
-        new = _next_doc(current, rec, action, force, rev + 1, caught_up)
+        new = _next_doc(current, rec, action, force, rev + 1, caught_up, by)
         if _compare_and_set(family, current, new):
             sync_statuses(family)
             return FlipResult(family, new["previous"], new["target"], version, rev + 1, force,
@@ -137,12 +151,13 @@ def flip(family: str, version: str, *, force: bool = False, action: str = "flip"
 
 
 def _next_doc(current: dict[str, Any] | None, rec: versions.VersionRecord, action: str,
-              forced: bool, rev: int, caught_up: int | None) -> dict[str, Any]:
+              forced: bool, rev: int, caught_up: int | None, by: str | None = None
+              ) -> dict[str, Any]:
     now = datetime.now(UTC)
     cur = current or {}
     entry = {"at": now, "action": action, "from": cur.get("target"), "to": rec.collection,
              "version": rec.version, "from_version": cur.get("embed", {}).get("version"),
-             "forced": forced, "rev": rev, "caught_up": caught_up}
+             "forced": forced, "rev": rev, "caught_up": caught_up, "by": by or actor()}
     return {
         "target": rec.collection,
         "embed": embed_summary(rec),

@@ -42,7 +42,9 @@ def test_flip_rollback_and_alias_shape(two_versions: str) -> None:
     assert aliases.active_version(fam) == "a1"
     statuses = {v.version: v.status for v in versions.for_family(fam)}
     assert statuses == {"a1": "active", "a2": "retired"}
-    assert [h["action"] for h in aliases.get(fam)["history"]][-3:] == ["flip", "flip", "rollback"]
+    history = aliases.get(fam)["history"]
+    assert [h["action"] for h in history][-3:] == ["flip", "flip", "rollback"]
+    assert all("@" in h["by"] for h in history[-3:])  # user@host of the command line
     cli("flip", fam, "a2")
 
 

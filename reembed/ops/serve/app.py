@@ -119,12 +119,12 @@ def create_app(options: ServeOptions, readers: Readers | None = None) -> FastAPI
         return families.query(readers, family, body)
 
     @app.post("/v1/families/{family}/flip", dependencies=[auth])
-    def family_flip(family: str, body: FlipRequest) -> dict[str, Any]:
-        return _move(options, readers, family, body, rollback=False)
+    def family_flip(request: Request, family: str, body: FlipRequest) -> dict[str, Any]:
+        return _move(options, readers, family, body, rollback=False, by=_client(request))
 
     @app.post("/v1/families/{family}/rollback", dependencies=[auth])
-    def family_rollback(family: str, body: FlipRequest) -> dict[str, Any]:
-        return _move(options, readers, family, body, rollback=True)
+    def family_rollback(request: Request, family: str, body: FlipRequest) -> dict[str, Any]:
+        return _move(options, readers, family, body, rollback=True, by=_client(request))
 
     return app
 
@@ -149,8 +149,16 @@ def from_env() -> FastAPI:
     return create_app(ServeOptions.from_env(os.environ.get("REEMBED_SERVE_ALLOW_WRITES") == "1"))
 
 
+def _client(request: Request) -> str:
+    """Who asked, for the alias history: the service, and the client's address."""
+    from ...store.aliases import actor
+
+    peer = request.client.host if request.client else "unknown"
+    return f"reembed serve ({actor()}) for {peer}"
+
+
 def _move(options: ServeOptions, readers: Readers, family: str, body: FlipRequest,
-          rollback: bool) -> dict[str, Any]:
+          rollback: bool, by: str) -> dict[str, Any]:
     """A flip or rollback through the same checks and catch-up as the command line."""
     from .. import flips
 
@@ -158,12 +166,13 @@ def _move(options: ServeOptions, readers: Readers, family: str, body: FlipReques
         raise ApiError(403, "this service is read-only: start it with `reembed serve "
                        "--allow-writes` to flip and roll back through it", "permission_error")
     if rollback:
-        report = flips.rollback(family, force=body.force, catch_up=body.catch_up)
+        report = flips.rollback(family, force=body.force, catch_up=body.catch_up, by=by)
     elif not body.version:
         raise ApiError(400, "version is required: the version label to flip to",
                        "invalid_request_error", "version")
     else:
-        report = flips.flip(family, body.version, force=body.force, catch_up=body.catch_up)
+        report = flips.flip(family, body.version, force=body.force, catch_up=body.catch_up,
+                            by=by)
     readers.refresh(family)
     return families.plain({"family": family, "result": vars(report.result),
                            "caught_up": report.caught_up, "note": report.note})
