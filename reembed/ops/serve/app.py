@@ -204,9 +204,13 @@ def _errors(app: FastAPI) -> None:
     async def bad(_: Request, exc: embeddings.BadRequest) -> JSONResponse:
         return ApiError(400, str(exc), "invalid_request_error", exc.param).response()
 
+    @app.exception_handler(ReembedError)
+    async def refused(_: Request, exc: ReembedError) -> JSONResponse:
+        return _classified(exc).response()  # expected: answered, not logged as a crash
+
     @app.exception_handler(Exception)
     async def other(_: Request, exc: Exception) -> JSONResponse:
-        return _classified(exc).response()
+        return _classified(exc).response()  # a raw driver error: classified, and logged
 
 
 def _invalid(exc: RequestValidationError) -> ApiError:
