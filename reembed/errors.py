@@ -54,6 +54,10 @@ class StateError(ReembedError):
     """The operation is not allowed in the current state (e.g. flipping to a failed version)."""
 
 
+class Interrupted(ReembedError):
+    """The user stopped a command that was following work (Ctrl-C); the work goes on."""
+
+
 class AliasConflictError(StateError):
     """Someone else changed the alias between our read and our write."""
 

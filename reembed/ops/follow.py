@@ -14,7 +14,9 @@ from typing import Any, TextIO
 from celery.result import AsyncResult
 
 from ..build.run_model import RunState
+from ..errors import Interrupted
 from ..store import ledger
+from ..worker import bus
 from .progress import Snapshot, rate, run_processed, snapshot
 
 
@@ -27,18 +29,24 @@ def wait(run_id: str, result: AsyncResult | None = None, timeout: float = 0,
     """
     view = _view(stream)
     deadline = time.monotonic() + timeout if timeout else None
+    family: str | None = None
     try:
         while deadline is None or time.monotonic() < deadline:
             snap = snapshot(run_id)
             if snap is not None:
+                family = snap.run.family
                 view.show(snap)
                 if snap.finished:
                     return snap
             elif result is not None and result.failed():
                 return f"{type(result.result).__name__}: {result.result}"
             time.sleep(poll)
+    except KeyboardInterrupt:
+        where = f"reembed status {family}" if family else "reembed status"
+        raise Interrupted(f"stopped following; the build goes on: `{where}`") from None
     finally:
         view.close()
+        bus.release(result)
     return f"gave up waiting after {timeout:.0f}s; the build goes on (see `reembed status`)"
 
 

@@ -9,6 +9,7 @@ imported on first use: it reads the broker from the environment when built.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -37,6 +38,22 @@ def app() -> Celery:
 def send(name: str, task_id: str | None = None, **kwargs: Any) -> AsyncResult:
     """Send task ``name`` with keyword arguments (routed by :data:`.names.ROUTES`)."""
     return app().send_task(name, kwargs=kwargs, task_id=task_id)
+
+
+def release(result: AsyncResult | None) -> None:
+    """Stop listening for ``result``'s answer now, while the interpreter is whole.
+
+    A client's result stays subscribed on the result backend until the object
+    is collected; at interpreter exit that is after the modules are gone, and
+    Celery's ``AsyncResult.__del__`` then prints an ``ImportError`` traceback
+    ("sys.meta_path is None") for every result still held. Released once, the
+    result is not released again when it is collected.
+    """
+    if result is None or result.backend is None:
+        return
+    with contextlib.suppress(Exception):  # the broker may be gone: nothing to undo then
+        result.backend.remove_pending_result(result)
+    result.backend = None
 
 
 def finalize_signature(vid: str, run_id: str) -> Signature:

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from ...errors import ReembedError, TransientError, classify
+from ...errors import Interrupted, ReembedError, TransientError, classify
 from ...redact import redact
 from . import (  # noqa: F401
     alias,
@@ -32,9 +32,13 @@ __all__ = ["cli", "main"]
 
 
 def main() -> None:
-    """Console entry point: clear messages for expected errors, exit codes 1 and 2."""
+    """Console entry point: clear messages for expected errors, exit codes 1 and 2, and 130
+    when Ctrl-C stops a command that follows work (which goes on)."""
     try:
         cli(standalone_mode=True)
+    except Interrupted as exc:
+        click.echo(f"\n{exc}", err=True)
+        sys.exit(130)
     except ReembedError as exc:
         click.echo(redact(f"error: {exc}"), err=True)
         sys.exit(2)

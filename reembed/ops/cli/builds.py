@@ -85,6 +85,10 @@ def run(family: str, driver: str | None, model: str | None, dims: int | None,
     click.echo(target.version_id)
     if wait:
         _follow(task_id[:12], result, timeout)
+    else:
+        from ...worker import bus
+
+        bus.release(result)
 
 
 def target_of(family: str, driver: str | None, model: str | None, dims: int | None,

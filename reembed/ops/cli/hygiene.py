@@ -25,6 +25,8 @@ def _job(name: str, timeout: float, **kwargs: Any) -> Any:
     except CeleryTimeout:
         raise ReembedError(f"{name} did not answer within {timeout:.0f}s: is a control worker "
                            "running (`python -m workers.control`)?") from None
+    finally:
+        bus.release(result)
 
 
 @cli.command("sync")

@@ -1,0 +1,71 @@
+"""The command line tells the truth at exit: no traceback a user did not cause, and Ctrl-C
+on a command that follows a build says the build goes on and exits 130."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from reembed.store import versions
+
+from .conftest import cli, flaky, new_family, wait_until
+
+pytestmark = pytest.mark.usefixtures("local_stack")
+
+NOISE = ("Exception ignored", "Traceback", "sys.meta_path is None")
+
+
+def _docs(n: int) -> list[dict[str, str]]:
+    return [{"_id": f"d{i:03d}", "text": f"message {i} about otters and rivers"}
+            for i in range(n)]
+
+
+def test_waiting_commands_end_without_a_traceback() -> None:
+    fam = new_family(_docs(30))
+    run = cli("run", fam.name, "--driver", "naive", "--version", "t1", "--flip", "auto",
+              "--wait")
+    assert not any(n in run.stderr for n in NOISE), run.stderr
+    quick = cli("run", fam.name, "--driver", "naive", "--dims", "64", "--version", "t2")
+    assert not any(n in quick.stderr for n in NOISE), quick.stderr
+    wait_until(lambda: versions.get(f"{fam.name}:t2").status == "ready", "t2 to be built")
+    flipped = cli("flip", fam.name, "t2")
+    assert not any(n in flipped.stderr for n in NOISE), flipped.stderr
+    back = cli("rollback", fam.name)
+    assert not any(n in back.stderr for n in NOISE), back.stderr
+
+
+def test_ctrl_c_on_run_wait_says_the_build_goes_on_and_exits_130(tmp_path: Path) -> None:
+    fam = new_family(_docs(60))
+    slow = flaky(delay_s=1.0, slow_prefix="slow: ")
+    args = ["--driver", "python", "--model", slow["model"], "--dims", "32",
+            "--set", f"options={__import__('json').dumps(slow['options'])}",
+            "--set", "document_prefix=slow: ", "--version", "ctrlc", "--batch-chunks", "6",
+            "--wait"]
+    proc = subprocess.Popen([sys.executable, "-m", "reembed", "run", fam.name, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ))
+    wait_until(lambda: _embedding(fam.name), "the build to start embedding", timeout=60)
+    time.sleep(1.0)  # following it now
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert f"stopped following; the build goes on: `reembed status {fam.name}`" in err
+    assert not any(n in err for n in NOISE), err
+    wait_until(lambda: versions.get(f"{fam.name}:ctrlc").status == "ready",
+               "the build to go on and finish", timeout=180)
+
+
+def _embedding(family: str) -> bool:
+    try:
+        rec = versions.get(f"{family}:ctrlc")
+    except Exception:
+        return False
+    from reembed.store import ledger
+
+    return ledger.counts(rec.family, rec.version)[ledger.DONE] > 0
