@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
+from pymongo.errors import OperationFailure
 
 from ..errors import ConfigError
 from .family import Family, get_path
@@ -82,6 +83,19 @@ def check_exists(family: Family) -> None:
             f"source collection {family.collection!r} does not exist in database {db.name!r} "
             f"(family {family.name!r}): fix it with `reembed family add {family.name} "
             "--collection NAME`")
+
+
+def check_filter(family: Family) -> None:
+    """Ask the source once (one document at most) with the family's filter, so a filter the
+    server cannot run is refused when it is given, not at the first build."""
+    if not family.filter:
+        return
+    try:
+        family.source().find_one(family.filter, {"_id": 1})
+    except OperationFailure as exc:
+        message = (exc.details or {}).get("errmsg") or str(exc)
+        raise ConfigError(f"filter {family.filter!r} of family {family.name!r} is refused by "
+                          f"the server: {message}") from None
 
 
 def count(family: Family, since: Any = None, estimate: bool = False) -> int:

@@ -69,3 +69,17 @@ def _embedding(family: str) -> bool:
     from reembed.store import ledger
 
     return ledger.counts(rec.family, rec.version)[ledger.DONE] > 0
+
+
+def test_bad_input_is_refused_at_the_edge() -> None:
+    fam = new_family(_docs(3))
+    bad = cli("family", "add", f"{fam.name}_bad", "--collection", fam.collection, "--filter",
+              '{"content": {"$nee": null}}', check=False)
+    assert bad.returncode == 2 and "$nee" in bad.stderr and "refused by the server" in bad.stderr
+    assert f"{fam.name}_bad" not in cli("family", "list").stdout  # nothing registered
+    cli("run", fam.name, "--driver", "naive", "--version", "k1", "--flip", "auto", "--wait")
+    for args in (("query", fam.name, "otters", "-k", "0"),
+                 ("compare", fam.name, "k1", "k1", "otters", "-k", "0")):
+        refused = cli(*args, check=False)
+        assert refused.returncode == 2 and "Invalid value for '-k'" in refused.stderr, args
+        assert not any(n in refused.stderr for n in NOISE), refused.stderr

@@ -52,6 +52,9 @@ def family_add(name: str, collection: str, text_key: str, time_key: str | None,
                      reader_drivers=_pairs(reader_drivers))
     except ValidationError as exc:
         raise click.UsageError(exc.errors()[0]["msg"]) from None
+    from ...store.source import check_filter
+
+    check_filter(fam)
     add_family(fam)
     click.echo(f"family {name!r}: {fam.db or 'default db'}.{collection} text={text_key} "
                f"time={time_key} updated={updated_key} filter={query} meta={list(meta)}")

@@ -76,7 +76,7 @@ def golden_list(family: str, as_json: bool) -> None:
 @click.argument("version_a")
 @click.argument("version_b")
 @click.argument("text")
-@click.option("-k", "k", type=int, default=10, show_default=True)
+@click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True)
 @JSON
 def compare_cmd(family: str, version_a: str, version_b: str, text: str, k: int,
                 as_json: bool) -> None:
@@ -102,7 +102,7 @@ def compare_cmd(family: str, version_a: str, version_b: str, text: str, k: int,
 @cli.command("query")
 @click.argument("family")
 @click.argument("text")
-@click.option("-k", "k", type=int, default=5, show_default=True)
+@click.option("-k", "k", type=click.IntRange(1, 1000), default=5, show_default=True)
 @click.option("--version", default=None, help="Query this version instead of the alias.")
 @JSON
 def query_cmd(family: str, text: str, k: int, version: str | None, as_json: bool) -> None:
