@@ -19,6 +19,7 @@ version), so whoever waits for a run reads that run, whatever came after it.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections import defaultdict
@@ -30,7 +31,7 @@ from pymongo.errors import DuplicateKeyError
 
 from ..errors import NotFoundError, StateError
 from ..settings import tuning
-from ..store import ledger, stuck, versions
+from ..store import ledger, sink, stuck, versions
 from ..store.family import get_family
 from ..store.mongo import RUNS, owned
 from ..store.versions import VersionRecord
@@ -51,6 +52,8 @@ from .run_model import (
     RunKind,
     RunState,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = ["FlipAction", "FlipError", "FlipErrorKind", "FlipIntent", "Round", "RoundKind", "Run",
            "RunKind", "RunState"]
@@ -212,6 +215,21 @@ def fail(run_id: str, reason: str) -> None:
                                           rec.checks)
     _set(run_id, state=RunState.FAILED, status=decided, reason=reason,
          finished_at=versions.now())
+    if decided is not None and rec is not None:
+        _drop_if_empty(rec)
+
+
+def _drop_if_empty(rec: VersionRecord) -> None:
+    """A version that failed before writing anything leaves no empty collection behind
+    (a later run of it creates the collection again)."""
+    try:
+        empty = sink.open_collection(rec.collection).count() == 0
+        if empty and not ledger.counts(rec.family, rec.version)[ledger.DONE]:
+            sink.drop(rec.collection)
+            log.info("dropped the empty collection %s of failed version %s", rec.collection,
+                     rec.id)
+    except Exception as exc:  # best effort: gc removes it later anyway
+        log.warning("could not drop the empty collection of %s: %s", rec.id, exc)
 
 
 # -- rounds --------------------------------------------------------------------

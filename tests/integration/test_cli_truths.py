@@ -83,3 +83,18 @@ def test_bad_input_is_refused_at_the_edge() -> None:
         refused = cli(*args, check=False)
         assert refused.returncode == 2 and "Invalid value for '-k'" in refused.stderr, args
         assert not any(n in refused.stderr for n in NOISE), refused.stderr
+
+
+def test_a_version_that_failed_before_writing_leaves_no_collection() -> None:
+    from reembed.errors import NotFoundError
+    from reembed.store import sink
+
+    fam = new_family(_docs(5))
+    cli("run", fam.name, "--driver", "sentence-transformers", "--dims", "768", "--version",
+        "wrongdims", "--wait", check=False)
+    wait_until(lambda: versions.get(f"{fam.name}:wrongdims").status == "failed",
+               "the version to fail", timeout=120)
+    rec = versions.get(f"{fam.name}:wrongdims")
+    assert "384-dim" in (rec.reason or ""), rec.reason
+    with pytest.raises(NotFoundError):
+        sink.open_collection(rec.collection)
