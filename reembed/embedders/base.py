@@ -39,7 +39,12 @@ def embed_documents(embedder: Embedder, config: AnyEmbedConfig, texts: list[str]
 
 def embed_query(embedder: Embedder, config: AnyEmbedConfig, text: str) -> Vectors:
     """Embed one query with the config's query prefix; shape ``(1, dims)``."""
-    return embedder.embed([scrub(config.query_prefix + text)])
+    return embed_queries(embedder, config, [text])
+
+
+def embed_queries(embedder: Embedder, config: AnyEmbedConfig, texts: list[str]) -> Vectors:
+    """Embed queries with the config's query prefix in one call; shape ``(n, dims)``."""
+    return embedder.embed([scrub(config.query_prefix + t) for t in texts])
 
 
 class RejectedTexts(ValueError):

@@ -29,7 +29,8 @@ from bson import ObjectId
 from chromadb.api.models.Collection import Collection
 
 from ..config import AnyEmbedConfig
-from ..embedders import Embedder, Vectors, embed_query, get_embedder
+from ..embedders import Embedder, Vectors, get_embedder
+from ..embedders.base import embed_queries
 from ..errors import ConfigError, DimsMismatchError, NotFoundError, classify
 from ..naming import version_id
 from ..store import aliases, ledger, sink, versions
@@ -234,8 +235,8 @@ def _run(binding: _Binding, texts: list[str], k: int,
 
 def _embed(binding: _Binding, texts: list[str]) -> Vectors:
     """Query vectors, one row per text, with the version's query prefix."""
-    rows = [np.asarray(embed_query(binding.embedder, binding.config, t)) for t in texts]
-    vectors = np.vstack(rows).astype(np.float32)
+    vectors = np.asarray(embed_queries(binding.embedder, binding.config, texts),
+                         dtype=np.float32)
     dims = binding.dims
     if vectors.ndim != 2 or vectors.shape[0] != len(texts) or \
             (dims is not None and vectors.shape[1] != dims):
