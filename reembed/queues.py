@@ -17,6 +17,9 @@ EMBED_CPU = "reembed.embed.cpu"
 EMBED_GPU = "reembed.embed.gpu"
 ALL = (CONTROL, EMBED_CPU, EMBED_GPU)
 EMBED = {"cpu": EMBED_CPU, "gpu": EMBED_GPU}
+# The command that starts a worker for each queue (the Procfile's lines).
+START_COMMAND = {CONTROL: "python -m workers.control", EMBED_CPU: "python -m workers.cpu",
+                 EMBED_GPU: "python -m workers.gpu"}
 
 WORKER_DEVICE_ENV = "REEMBED_WORKER_DEVICE"
 DEVICE_CONF_KEY = "reembed_worker_device"

@@ -33,7 +33,10 @@ class Route:
 
 def route(config: AnyEmbedConfig, choice: str | None = None,
           consumers_of: Callable[[str], Consumers] | None = None) -> Route:
-    """Decide the embedding queue for ``config``; ``choice`` is ``--queue`` (cpu|gpu)."""
+    """Decide the embedding queue for ``config``; ``choice`` is ``--queue`` (cpu|gpu), or a
+    queue's full name when a later run of a version keeps the queue it was built on."""
+    if choice in (EMBED_CPU, EMBED_GPU):  # a sync, catch-up or resume keeps the build's queue
+        return Route(choice, config.device, f"the version's queue since its build ({choice})")
     if choice:
         return Route(embed_queue(choice), config.device, f"--queue {choice} was given")
     if config.device != "auto":

@@ -15,10 +15,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ..clock import short
 from ..config import AnyEmbedConfig, config_from_options, parse_config
 from ..embedders import declared_dims, get_embedder
 from ..embedders.base import ProbedEmbedder
-from ..errors import DimsMismatchError, NotFoundError
+from ..embedders.registry import driver
+from ..errors import ConfigError, DimsMismatchError, NotFoundError, StateError
 from ..naming import check_label, collection_name, generate_label, version_id
 from ..store import ledger, sink, source, versions
 from ..store.family import Family, get_family
@@ -63,6 +65,33 @@ def resolve(family: str, version: str | None, embed: dict[str, Any] | None) -> T
     if same:
         return Target(fam, config, same.version, True)
     return Target(fam, config, generate_label(), False)
+
+
+def check_startable(target: Target, force: bool = False) -> None:
+    """Refuse on the client what the control worker would refuse: dims the model's own
+    files contradict, an adopted version, a version another run is building now.
+
+    The control worker checks again when it takes the version (two clients may
+    race); this only says it at once, with exit code 2, before anything is queued.
+    """
+    config = target.config
+    declared = (driver(config.driver).dims_offline(config.model_copy(update={"dims": None}))
+                if config.dims is not None else None)
+    if declared is not None and declared != config.dims:
+        raise ConfigError(f"model {config.model!r} declares {declared}-dim vectors but --dims "
+                          f"is {config.dims}: drop --dims or fix it; nothing was started")
+    try:
+        rec = versions.get(target.version_id)
+    except NotFoundError:
+        return
+    if rec.adopted:
+        raise StateError(f"version {rec.version!r} of {rec.family!r} was adopted, not built "
+                         "by reembed: it is never rewritten; choose another --version")
+    owner = runs.current(rec)
+    if owner is not None and owner.running and not force:
+        raise StateError(f"version {rec.version!r} of {rec.family!r} is already {owner.state} "
+                         f"(run {owner.id}, started {short(owner.started_at)});"
+                         f" follow it with `reembed status {rec.family}` or pass --force")
 
 
 def probe_dims(config: AnyEmbedConfig) -> int:

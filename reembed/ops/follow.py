@@ -9,6 +9,7 @@ on a terminal, plain lines otherwise.
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any, TextIO
 
 from celery.result import AsyncResult
@@ -50,13 +51,37 @@ def wait(run_id: str, result: AsyncResult | None = None, timeout: float = 0,
     return f"gave up waiting after {timeout:.0f}s; the build goes on (see `reembed status`)"
 
 
-def describe(snap: Snapshot) -> dict[str, Any]:
-    """Numbers for one progress line."""
+def describe(snap: Snapshot, pace: Pace | None = None) -> dict[str, Any]:
+    """Numbers for one progress line; the rate is ``pace``'s recent one when given."""
     run, counts = snap.run, snap.counts
     done = run_processed(run, counts)
+    recent = pace.rate(done) if pace is not None and not snap.finished else None
     return {"state": run.state.value, "total": run.queued_chunks, "processed": done,
             "done": counts[ledger.DONE], "error": counts[ledger.ERROR],
-            "skipped": counts[ledger.SKIPPED], "rate": rate(run, done) or 0.0}
+            "skipped": counts[ledger.SKIPPED],
+            "rate": recent if recent is not None else rate(run, done) or 0.0}
+
+
+class Pace:
+    """Chunks per second over the last ``window_s`` of looks, not since the run began.
+
+    A run's average keeps showing "13/s" for minutes after its only worker died;
+    the recent rate drops to 0 within the window, which is what a user watching
+    needs to see.
+    """
+
+    def __init__(self, window_s: float = 15.0) -> None:
+        self._window, self._seen = window_s, deque[tuple[float, int]]()
+
+    def rate(self, processed: int, now: float | None = None) -> float | None:
+        """The recent rate (None until the looks span two seconds)."""
+        now = time.monotonic() if now is None else now
+        self._seen.append((now, processed))
+        while len(self._seen) > 2 and now - self._seen[1][0] >= self._window:
+            self._seen.popleft()
+        first_t, first_n = self._seen[0]
+        span = now - first_t
+        return max(0, processed - first_n) / span if span >= 2.0 else None
 
 
 class _Quiet:
@@ -71,10 +96,10 @@ class _Lines:
     """Plain lines, at most one every two seconds, for logs and pipes."""
 
     def __init__(self, out: TextIO) -> None:
-        self._out, self._last, self._said = out, 0.0, ""
+        self._out, self._last, self._said, self._pace = out, 0.0, "", Pace()
 
     def show(self, snap: Snapshot) -> None:
-        d = describe(snap)
+        d = describe(snap, self._pace)
         line = (f"{snap.version.id}: {d['state']} {d['processed']}/{d['total']} chunks "
                 f"(done {d['done']}, error {d['error']}, skipped {d['skipped']}) "
                 f"{d['rate']:.0f}/s")
@@ -99,9 +124,10 @@ class _Bar:
                                   console=Console(file=out), transient=False)
         self._task = self._progress.add_task("planning", total=None, info="")
         self._progress.start()
+        self._pace = Pace()
 
     def show(self, snap: Snapshot) -> None:
-        d = describe(snap)
+        d = describe(snap, self._pace)
         self._progress.update(
             self._task, description=f"{snap.version.version} {d['state']}",
             total=d["total"] or None, completed=d["processed"],

@@ -17,7 +17,7 @@ from pymongo.collection import Collection
 
 from ..errors import ConfigError, NotFoundError
 from ..settings import settings
-from .mongo import FAMILIES, OWNED, client, owned
+from .mongo import FAMILIES, OWNED, VERSIONS, client, owned
 
 FAMILY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 
@@ -99,15 +99,35 @@ class Family(BaseModel):
         return sorted({k.split(".", 1)[0] for k in keys})
 
 
-def add_family(family: Family, replace: bool = True) -> Family:
-    """Register (or update) a family definition."""
+def add_family(family: Family, replace: bool = True, repoint: bool = False) -> Family:
+    """Register (or update) a family definition.
+
+    An update that points a family with versions at another source (database or
+    collection) is refused unless ``repoint``: its versions hold the vectors of
+    the old source, and the next sync would delete them all as gone.
+    """
     doc = {**family.model_dump(mode="json"), "_id": family.name,
            "updated_at": datetime.now(UTC)}
     col = owned(FAMILIES)
-    if not replace and col.find_one({"_id": family.name}):
+    old = col.find_one({"_id": family.name})
+    if old is not None and not replace:
         raise ConfigError(f"family {family.name!r} already exists")
+    if old is not None and not repoint:
+        _check_same_source(_from_doc(old), family)
     col.replace_one({"_id": family.name}, doc, upsert=True)
     return family
+
+
+def _check_same_source(old: Family, new: Family) -> None:
+    """Refuse to move a family that has versions to another source collection."""
+    db = settings().db
+    was, now = f"{old.db or db}.{old.collection}", f"{new.db or db}.{new.collection}"
+    if was == now or not owned(VERSIONS).count_documents({"family": old.name}, limit=1):
+        return
+    raise ConfigError(f"family {old.name!r} reads {was} and has versions built from it; "
+                      f"pointing it at {now} would make its next sync delete them all: register "
+                      "another family name, or pass repoint=True (`--repoint`) if the source "
+                      "only moved")
 
 
 def get_family(name: str) -> Family:

@@ -98,9 +98,19 @@ def get(vid: str) -> VersionRecord:
     """The version with id ``<family>:<label>``."""
     doc = owned(VERSIONS).find_one({"_id": vid})
     if doc is None:
-        family, label = split_version_id(vid)
-        raise NotFoundError(f"family {family!r} has no version {label!r}")
+        raise NotFoundError(_missing(*split_version_id(vid)))
     return VersionRecord.model_validate(doc)
+
+
+def _missing(family: str, label: str) -> str:
+    """Why ``family:label`` is not found, naming what is: the family first, then its
+    versions, newest first."""
+    from .family import get_family
+
+    get_family(family)  # no family named ... (known: ...)
+    labels = owned(VERSIONS).distinct("version", {"family": family})
+    known = ", ".join(sorted(labels)) or "none yet; build one with `reembed run`"
+    return f"no version {label!r} of {family!r} (known: {known})"
 
 
 def for_family(family: str) -> list[VersionRecord]:

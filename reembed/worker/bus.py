@@ -9,8 +9,11 @@ imported on first use: it reads the broker from the environment when built.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery, chord
@@ -101,6 +104,43 @@ def _priority_keys(queue: str) -> list[str]:
     return [queue, *(f"{queue}{PRIORITY_SEP}{p}" for p in range(1, 10))]
 
 
+@dataclass(frozen=True)
+class Queued:
+    """A task message waiting on the broker, not yet taken by any worker."""
+
+    task: str
+    id: str
+    kwargs: dict[str, Any]
+
+
+def queued(queue: str, limit: int = 1000) -> list[Queued] | None:
+    """The first ``limit`` task messages waiting in ``queue``, oldest first (None: the
+    broker could not be asked). Read without taking them: a look at the lists."""
+    import redis
+
+    try:
+        r = redis.Redis.from_url(settings().broker_url, socket_timeout=3)
+        with r:
+            raw = [m for k in _priority_keys(queue) for m in r.lrange(k, -limit, -1)[::-1]]
+    except redis.RedisError:
+        return None
+    return [q for q in map(_decode, raw[:limit]) if q is not None]
+
+
+def _decode(message: bytes | str) -> Queued | None:
+    """A kombu Redis message (JSON envelope, base64 body of ``[args, kwargs, embed]``)."""
+    try:
+        envelope = json.loads(message)
+        headers = envelope.get("headers") or {}
+        body = envelope["body"]
+        if (envelope.get("properties") or {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        _args, kwargs, _embed = json.loads(body)
+        return Queued(str(headers["task"]), str(headers["id"]), dict(kwargs))
+    except (ValueError, KeyError, TypeError):  # not a Celery protocol 2 JSON message
+        return None
+
+
 def answering(timeout: float = INSPECT_TIMEOUT_S) -> set[str] | None:
     """Names of the workers that answer a ping now (None: the broker could not be asked).
 
@@ -119,6 +159,22 @@ def answering(timeout: float = INSPECT_TIMEOUT_S) -> set[str] | None:
             continue
         return {name for reply in replies for name in reply}
     return None
+
+
+def consumers_of(queues: tuple[str, ...], timeout: float = INSPECT_TIMEOUT_S
+                 ) -> dict[str, list[str]] | None:
+    """The workers consuming each of ``queues`` now, from one broadcast (None: the broker
+    could not be asked). A worker busy in a solo pool cannot answer: an empty list means
+    nobody answered for that queue, not that nobody exists."""
+    try:
+        with app().connection_for_write() as conn:
+            answers = app().control.inspect(timeout=timeout, connection=conn).active_queues()
+    except Exception as exc:  # no broker: nobody can be asked
+        log.warning("active_queues failed: %s: %s", type(exc).__name__, exc)
+        return None
+    answers = answers or {}
+    return {queue: sorted(name for name, qs in answers.items()
+                          if any(q.get("name") == queue for q in qs)) for queue in queues}
 
 
 def consumers(queue: str) -> Consumers:

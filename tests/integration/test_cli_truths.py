@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from reembed.store import versions
+from reembed.worker import bus
 
 from .conftest import cli, flaky, new_family, wait_until
 
@@ -88,13 +89,22 @@ def test_bad_input_is_refused_at_the_edge() -> None:
 def test_a_version_that_failed_before_writing_leaves_no_collection() -> None:
     from reembed.errors import NotFoundError
     from reembed.store import sink
+    from reembed.tasks import reembed_family
 
     fam = new_family(_docs(5))
-    cli("run", fam.name, "--driver", "sentence-transformers", "--dims", "768", "--version",
-        "wrongdims", "--wait", check=False)
-    wait_until(lambda: versions.get(f"{fam.name}:wrongdims").status == "failed",
-               "the version to fail", timeout=120)
+    # Sent as a Python user sends it: the CLI refuses these dims before queueing anything.
+    bus.release(reembed_family.delay(fam.name, version="wrongdims", embed={
+        "driver": "sentence-transformers", "dims": 768}))
+    wait_until(lambda: _status(f"{fam.name}:wrongdims") == "failed", "the version to fail",
+               timeout=120)
     rec = versions.get(f"{fam.name}:wrongdims")
     assert "384-dim" in (rec.reason or ""), rec.reason
     with pytest.raises(NotFoundError):
         sink.open_collection(rec.collection)
+
+
+def _status(vid: str) -> str | None:
+    try:
+        return versions.get(vid).status
+    except Exception:  # not created yet
+        return None

@@ -32,20 +32,27 @@ __all__ = ["cli", "main"]
 
 
 def main() -> None:
-    """Console entry point: clear messages for expected errors, exit codes 1 and 2, and 130
-    when Ctrl-C stops a command that follows work (which goes on)."""
+    """Console entry point. Exit codes mean one thing in every command: 0 done, 1 a
+    version or a check failed, 2 bad input, a refusal or an unreachable service (nothing
+    was changed), 130 interrupted (work that was following goes on)."""
     try:
-        cli(standalone_mode=True)
-    except Interrupted as exc:
-        click.echo(f"\n{exc}", err=True)
-        sys.exit(130)
+        code = cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except (click.Abort, KeyboardInterrupt, Interrupted) as exc:
+        click.echo(f"\n{exc}" if isinstance(exc, Interrupted) else "\ninterrupted", err=True)
+        code = 130
     except ReembedError as exc:
         click.echo(redact(f"error: {exc}"), err=True)
-        sys.exit(2)
+        code = 2
     except Exception as exc:
         err = classify(exc)
-        if isinstance(err, TransientError):
-            click.echo(redact(f"error: a service is unreachable ({err}); is the stack up and "
-                              'joined (eval "$(reembed stack env)")?'), err=True)
-            sys.exit(2)
-        raise
+        if not isinstance(err, TransientError):
+            raise
+        click.echo(redact(f"error: a service is unreachable ({err}); is the stack up and "
+                          'joined (eval "$(reembed stack env)")?'), err=True)
+        code = 2
+    sys.exit(code if isinstance(code, int) else 0)

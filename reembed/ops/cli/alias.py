@@ -9,16 +9,16 @@ import click
 from ...store import aliases
 from ..flips import FlipReport
 from . import render
-from .group import cli
+from .group import FAMILY, POSITIVE_SECONDS, cli
 
 CATCH_UP = click.option("--catch-up/--no-catch-up", default=True, show_default=True,
                         help="Sync the version with the source before flipping (needs workers).")
-TIMEOUT = click.option("--timeout", type=float, default=1800, show_default=True,
+TIMEOUT = click.option("--timeout", type=POSITIVE_SECONDS, default=1800, show_default=True,
                        help="Seconds to wait for the catch-up.")
 
 
 @cli.command("flip")
-@click.argument("family")
+@FAMILY
 @click.argument("version")
 @click.option("--force", is_flag=True, help="Flip even if the version is not ready.")
 @CATCH_UP
@@ -35,7 +35,7 @@ def flip_cmd(family: str, version: str, force: bool, catch_up: bool, timeout: fl
 
 
 @cli.command("rollback")
-@click.argument("family")
+@FAMILY
 @CATCH_UP
 @TIMEOUT
 def rollback_cmd(family: str, catch_up: bool, timeout: float) -> None:
@@ -54,11 +54,11 @@ def _say(line: str, report: FlipReport) -> None:
 
 
 @cli.command("adopt")
-@click.argument("family")
+@FAMILY
 @click.option("--collection", required=True, help="The existing Chroma collection.")
 @click.option("--driver", required=True, help="Driver that made its vectors.")
 @click.option("--model", default=None, help="Model that made its vectors.")
-@click.option("--dims", type=int, default=None, help="Expected dims (checked).")
+@click.option("--dims", type=click.IntRange(min=1), default=None, help="Expected dims (checked).")
 @click.option("--version", "version", default="legacy", show_default=True)
 @click.option("--force", is_flag=True, help="Point the alias at it even if one exists.")
 @click.option("--external", is_flag=True,

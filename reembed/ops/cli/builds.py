@@ -13,8 +13,8 @@ import click
 from celery.result import AsyncResult
 
 from ...config import AnyEmbedConfig
-from ...errors import ReembedError
-from .group import cli
+from ...errors import Interrupted, ReembedError
+from .group import FAMILY, SECONDS, cli
 
 if TYPE_CHECKING:
     from ...build.start import Target
@@ -33,7 +33,8 @@ def config_options(command: Callable[..., None]) -> Callable[..., None]:
                           "(env EMBEDDING_DRIVER)"),
         click.option("--model", default=None,
                      help="Model name or local folder (env EMBEDDING_FUNCTION)"),
-        click.option("--dims", type=int, default=None, help="Expected dims (env EMBED_DIMS)"),
+        click.option("--dims", type=click.IntRange(min=1), default=None,
+                     help="Expected dims (env EMBED_DIMS)"),
         click.option("--version", "version", default=None,
                      help="Version label (env EMBED_VERSION)"),
         click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None,
@@ -42,9 +43,11 @@ def config_options(command: Callable[..., None]) -> Callable[..., None]:
         click.option("--set", "settings_", multiple=True, metavar="FIELD=VALUE",
                      help="Any other config field, e.g. --set threads=2 --set requests_per_s=5 "
                           "(VALUE is read as JSON when it parses)."),
-        click.option("--chunk-size", type=int, default=None),
-        click.option("--chunk-overlap", type=int, default=None),
-        click.option("--batch-chunks", type=int, default=None,
+        click.option("--chunk-size", type=click.IntRange(min=1), default=None,
+                     help="Characters per chunk."),
+        click.option("--chunk-overlap", type=click.IntRange(min=0), default=None,
+                     help="Characters shared by neighbouring chunks."),
+        click.option("--batch-chunks", type=click.IntRange(1, 100_000), default=None,
                      help="Chunks per embedding task (default REEMBED_BATCH_CHUNKS, 256)."),
         PRICE_OPTION,
     ]
@@ -54,7 +57,7 @@ def config_options(command: Callable[..., None]) -> Callable[..., None]:
 
 
 @cli.command("run")
-@click.argument("family")
+@FAMILY
 @config_options
 @click.option("--flip", type=click.Choice(["auto", "manual"]), default="manual",
               show_default=True)
@@ -63,21 +66,37 @@ def config_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.option("--max-cost", type=click.FloatRange(min=0), default=None, metavar="USD",
               help="Refuse to start when the dry run's estimated cost is above this.")
 @click.option("--wait", is_flag=True, help="Follow progress until the version is ready.")
-@click.option("--timeout", type=float, default=0, help="Give up waiting after N seconds.")
+@click.option("--timeout", type=SECONDS, default=0,
+              help="Give up waiting after N seconds (0: no limit).")
 @click.option("--force", is_flag=True, help="Start even if a run of this version is in flight.")
+@click.option("--no-worker-check", is_flag=True,
+              help="Queue the run even when no control worker is up (it starts when one is).")
 def run(family: str, driver: str | None, model: str | None, dims: int | None,
         version: str | None, device: str | None, settings_: tuple[str, ...],
         chunk_size: int | None, chunk_overlap: int | None, batch_chunks: int | None,
         price: float | None, flip: str, queue: str | None, max_cost: float | None,
-        wait: bool, timeout: float, force: bool) -> None:
-    """Build (or bring up to date) a version of FAMILY with an embed config."""
+        wait: bool, timeout: float, force: bool, no_worker_check: bool) -> None:
+    """Build (or bring up to date) a version of FAMILY with an embed config.
+
+    Prints the version id, then waits the few seconds until the control worker
+    accepts the run (exit 0) or refuses it (exit 2); with --wait, follows it to
+    the end (0 ready, 1 failed). Refusals known here come first, before anything
+    is queued: dims the model's files contradict, a version already building, a
+    label used by another config, no control worker up.
+    """
+    from ...build.start import check_startable
+    from .. import launch
+
     target = target_of(family, driver, model, dims, version, device, settings_, chunk_size,
                        chunk_overlap)
+    check_startable(target, force)
     if max_cost is not None:
         _check_cost(target, batch_chunks, price, max_cost)
+    warnings = [] if no_worker_check else launch.check_workers(target, queue)
     if target.config.driver == "naive":
-        click.echo("warning: the 'naive' driver is for tests; it matches words, not meaning",
-                   err=True)
+        warnings.append("the 'naive' driver is for tests; it matches words, not meaning")
+    for line in warnings:
+        click.echo(f"warning: {line}", err=True)
     task_id = uuid.uuid4().hex
     result = _enqueue(task_id, family=family, version=target.label,
                       embed=target.config.model_dump(mode="json"), flip=flip, queue=queue,
@@ -85,10 +104,24 @@ def run(family: str, driver: str | None, model: str | None, dims: int | None,
     click.echo(target.version_id)
     if wait:
         _follow(task_id[:12], result, timeout)
-    else:
-        from ...worker import bus
+    _answer(family, task_id[:12], result)
 
+
+def _answer(family: str, run_id: str, result: AsyncResult) -> None:
+    """Say whether the control worker accepted the run; exit 2 refused, 1 failed."""
+    from ...worker import bus
+    from .. import launch
+
+    try:
+        answer = launch.await_answer(run_id, result)
+    except KeyboardInterrupt:
+        raise Interrupted("stopped waiting for the control worker's answer; the run is "
+                          f"queued: `reembed status {family}`") from None
+    finally:
         bus.release(result)
+    click.echo(answer.message, err=True)
+    if answer.code:
+        sys.exit(answer.code)
 
 
 def target_of(family: str, driver: str | None, model: str | None, dims: int | None,

@@ -9,11 +9,11 @@ import click
 
 from . import render
 from .builds import config_options, target_of
-from .group import JSON, cli
+from .group import FAMILY, JSON, cli
 
 
 @cli.command("plan")
-@click.argument("family")
+@FAMILY
 @config_options
 @click.option("--sample", type=click.IntRange(min=0), default=None, metavar="N",
               help="Chunks to embed here to time the model (default 128 for a model that runs "

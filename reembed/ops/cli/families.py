@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from . import render
-from .group import JSON, cli
+from .group import FAMILY, JSON, cli
 
 READER_DRIVER = click.option(
     "--reader-driver", "reader_drivers", multiple=True, metavar="OURS=THEIRS",
@@ -33,10 +33,14 @@ def family_group() -> None:
 @click.option("--meta", multiple=True, help="Field to carry into Chroma metadata (repeatable).")
 @click.option("--db", default=None, help="Database of the source (default REEMBED_DB).")
 @READER_DRIVER
+@click.option("--repoint", is_flag=True,
+              help="Allow pointing a family that has versions at another source collection "
+                   "(the source moved; its documents are the same).")
 def family_add(name: str, collection: str, text_key: str, time_key: str | None,
                updated_key: str | None, filter_json: str | None, meta: tuple[str, ...],
-               db: str | None, reader_drivers: tuple[str, ...]) -> None:
-    """Register family NAME."""
+               db: str | None, reader_drivers: tuple[str, ...], repoint: bool) -> None:
+    """Register family NAME, or update it (a family with versions keeps its source unless
+    --repoint)."""
     from pydantic import ValidationError
 
     from ...store.family import Family, add_family
@@ -55,7 +59,7 @@ def family_add(name: str, collection: str, text_key: str, time_key: str | None,
     from ...store.source import check_filter
 
     check_filter(fam)
-    add_family(fam)
+    add_family(fam, repoint=repoint)
     click.echo(f"family {name!r}: {fam.db or 'default db'}.{collection} text={text_key} "
                f"time={time_key} updated={updated_key} filter={query} meta={list(meta)}")
 
@@ -118,7 +122,7 @@ def family_list(as_json: bool) -> None:
 
 
 @cli.command("load")
-@click.argument("family")
+@FAMILY
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def load(family: str, path: Path) -> None:
     """Import FAMILY's documents from a JSON Lines file (for trying things out)."""

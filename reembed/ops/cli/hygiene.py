@@ -12,7 +12,7 @@ import click
 from ...errors import ReembedError
 from ...worker import bus, names
 from . import render
-from .group import JOB_TIMEOUT, JSON, cli
+from .group import FAMILY, JOB_TIMEOUT, JSON, SECONDS, cli
 
 
 def _job(name: str, timeout: float, **kwargs: Any) -> Any:
@@ -29,8 +29,16 @@ def _job(name: str, timeout: float, **kwargs: Any) -> Any:
         bus.release(result)
 
 
+def _version(family: str, label: str) -> None:
+    """Refuse an unknown version here, naming the known ones, before a job is sent."""
+    from ...naming import version_id
+    from ...store import versions
+
+    versions.get(version_id(family, label))
+
+
 @cli.command("sync")
-@click.argument("family")
+@FAMILY
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="Wait until the sync runs have embedded what they found.")
 @click.option("--full", is_flag=True,
@@ -39,10 +47,8 @@ def _job(name: str, timeout: float, **kwargs: Any) -> Any:
 @JSON
 def sync_cmd(family: str, wait: bool, full: bool, timeout: float, as_json: bool) -> None:
     """Propagate new, changed and deleted documents to the active and building versions."""
-    from ...store.family import get_family
     from .. import follow
 
-    get_family(family)
     reports = _job(names.SYNC, timeout, family=family, full=full)
     if wait:
         for r in reports:
@@ -56,7 +62,7 @@ def sync_cmd(family: str, wait: bool, full: bool, timeout: float, as_json: bool)
 
 
 @cli.command("requeue")
-@click.argument("family")
+@FAMILY
 @click.option("--now", is_flag=True, help="Ignore the backoff (the attempt cap still holds).")
 @JOB_TIMEOUT
 @JSON
@@ -68,13 +74,14 @@ def requeue_cmd(family: str, now: bool, timeout: float, as_json: bool) -> None:
 
 
 @cli.command("retry")
-@click.argument("family")
+@FAMILY
 @click.argument("version")
 @click.option("--dead", is_flag=True, help="Also revive dead rows (attempts start again).")
 @JOB_TIMEOUT
 @JSON
 def retry_cmd(family: str, version: str, dead: bool, timeout: float, as_json: bool) -> None:
     """Retry VERSION's failed rows now."""
+    _version(family, version)
     r = _job(names.RETRY, timeout, family=family, version=version, dead=dead)
     render.emit(r, as_json, [f"{r['version']}: requeued {r['requeued']} rows in {r['batches']} "
                        f"batches (run {r['run_id']})" + (f"; {r['note']}" if r["note"] else "")])
@@ -91,19 +98,20 @@ def reap_cmd(timeout: float, as_json: bool) -> None:
 
 
 @cli.command("resume")
-@click.argument("family")
+@FAMILY
 @click.argument("version")
 @JOB_TIMEOUT
 @JSON
 def resume_cmd(family: str, version: str, timeout: float, as_json: bool) -> None:
     """Re-send VERSION's lost batches from the ledger (after the broker lost messages)."""
+    _version(family, version)
     r = _job(names.RESUME, timeout, family=family, version=version)
     render.emit(r, as_json, [f"{family}:{version}: requeued {r['requeued']} rows in {r['batches']} "
                        "batches" + (f" ({r['note']})" if r["note"] else "")])
 
 
 @cli.command("reconcile")
-@click.option("--grace", type=float, default=0, show_default=True,
+@click.option("--grace", type=SECONDS, default=0, show_default=True,
               help="Only runs quiet for this many seconds.")
 @JOB_TIMEOUT
 @JSON
@@ -116,7 +124,7 @@ def reconcile_cmd(grace: float, timeout: float, as_json: bool) -> None:
 
 
 @cli.command("verify")
-@click.argument("family")
+@FAMILY
 @JOB_TIMEOUT
 @JSON
 def verify_cmd(family: str, timeout: float, as_json: bool) -> None:
@@ -130,14 +138,15 @@ def verify_cmd(family: str, timeout: float, as_json: bool) -> None:
 
 
 @cli.command("gc")
-@click.argument("family")
-@click.option("--keep", type=int, default=None, help="Old versions to keep (env REEMBED_GC_KEEP, "
-              "default 2), besides the active and previous ones.")
-@click.option("--min-age", type=float, default=None,
+@FAMILY
+@click.option("--keep", type=click.IntRange(min=0), default=None,
+              help="Old versions to keep (env REEMBED_GC_KEEP, default 2), besides the "
+                   "active and previous ones.")
+@click.option("--min-age", type=SECONDS, default=None,
               help="Only drop versions older than this many seconds (default 7 days).")
 @click.option("--dry-run", is_flag=True, help="Only say what would be dropped.")
 @click.option("--adopted", is_flag=True, help="Allow dropping adopted collections too.")
-@click.option("--grace", type=float, default=None,
+@click.option("--grace", type=SECONDS, default=None,
               help="Keep a version this many seconds after the alias left it (env "
                    "REEMBED_GC_GRACE_S, default 300): readers may still be bound to it.")
 @JOB_TIMEOUT

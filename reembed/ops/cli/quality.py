@@ -12,11 +12,11 @@ import sys
 import click
 
 from . import render
-from .group import JSON, cli
+from .group import FAMILY, JSON, cli
 
 
 @cli.command("check")
-@click.argument("family")
+@FAMILY
 @click.argument("version")
 @JSON
 def check_cmd(family: str, version: str, as_json: bool) -> None:
@@ -43,21 +43,19 @@ def golden_group() -> None:
 
 
 @golden_group.command("add")
-@click.argument("family")
+@FAMILY
 @click.argument("query")
 @click.argument("source_ids", nargs=-1, required=True)
 def golden_add(family: str, query: str, source_ids: tuple[str, ...]) -> None:
     """Add QUERY to FAMILY's golden set, expecting SOURCE_IDS in its top 10."""
     from ...store import golden
-    from ...store.family import get_family
 
-    get_family(family)
     q = golden.add(family, query, list(source_ids))
     click.echo(f"{family}: golden query {q.query!r} -> {', '.join(q.expected)}")
 
 
 @golden_group.command("list")
-@click.argument("family")
+@FAMILY
 @JSON
 def golden_list(family: str, as_json: bool) -> None:
     """FAMILY's golden queries."""
@@ -72,7 +70,7 @@ def golden_list(family: str, as_json: bool) -> None:
 
 
 @cli.command("compare")
-@click.argument("family")
+@FAMILY
 @click.argument("version_a")
 @click.argument("version_b")
 @click.argument("text")
@@ -100,7 +98,7 @@ def compare_cmd(family: str, version_a: str, version_b: str, text: str, k: int,
 
 
 @cli.command("query")
-@click.argument("family")
+@FAMILY
 @click.argument("text")
 @click.option("-k", "k", type=click.IntRange(1, 1000), default=5, show_default=True)
 @click.option("--version", default=None, help="Query this version instead of the alias.")
@@ -122,7 +120,7 @@ def query_cmd(family: str, text: str, k: int, version: str | None, as_json: bool
 
 
 @cli.command("eval")
-@click.argument("family")
+@FAMILY
 @click.argument("versions", nargs=-1)
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True,
               help="Depth of recall@k and hit rate@k.")

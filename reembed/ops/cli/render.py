@@ -7,17 +7,21 @@ command renders a version, a check or a hit the same way.
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ...read.retriever import Result
+from ... import clock
+
+if TYPE_CHECKING:
+    from ...read.retriever import Result
 
 
 def as_json(value: Any) -> str:
-    """Indented JSON; datetimes as ISO text, anything else unknown as its ``str``."""
-    return json.dumps(value, indent=2, default=lambda o: o.isoformat()
+    """Indented JSON; datetimes as ISO text in UTC with its offset, anything else unknown
+    as its ``str``."""
+    return json.dumps(value, indent=2, default=lambda o: clock.iso(o)
                       if isinstance(o, datetime) else str(o))
 
 
@@ -58,6 +62,12 @@ def versions_table(rows: list[dict[str, Any]]) -> None:
             click.echo(f"  {r['version']}: {line}")
 
 
+def queue_cell(queue: str, waiting: int | None, start: str | None) -> str:
+    """``reembed.control 8 waiting``, and how to start a consumer when nobody consumes it."""
+    cell = f"{queue} {'?' if waiting is None else waiting} waiting"
+    return cell + (f" (no worker consumes it: start one with `{start}`)" if start else "")
+
+
 def checks_cell(checks: dict[str, Any]) -> str:
     """``✓`` or ``✗`` per check, with the value of failed ones."""
     out = []
@@ -86,7 +96,7 @@ def version_notes(r: dict[str, Any]) -> list[str]:
                      f"{lag['in_flight']} in flight)")
     sync = r.get("last_sync")
     if sync:
-        at = datetime.fromtimestamp(sync["at"]).isoformat(timespec="seconds")
+        at = clock.short(datetime.fromtimestamp(sync["at"], UTC))
         notes.append(f"last sync {at}: {sync.get('new', 0)} new, {sync.get('changed', 0)} "
                      f"changed, {sync.get('deleted', 0)} deleted")
     check = r.get("verify")

@@ -7,45 +7,52 @@ from typing import Any
 
 import click
 
+from ... import clock
 from ...store import aliases
 from .. import progress
 from . import render
-from .group import JSON, cli
+from .group import FAMILY, JSON, FamilyName, cli
 
 
 @cli.command("status")
-@click.argument("family", required=False)
+@click.argument("family", required=False, type=FamilyName())
 @JSON
 def status(family: str | None, as_json: bool) -> None:
-    """Versions with counts by status, last errors, lag, queue depths and beat liveness."""
+    """Versions with counts by status, runs not yet taken by a control worker, last errors,
+    lag, queue depths (and queues nobody consumes) and beat liveness."""
     from ...store.family import list_families
+    from .. import launch
 
     names = [family] if family else [f.name for f in list_families()]
+    waiting = launch.waiting_runs()
     data: dict[str, dict[str, Any]] = {
-        n: {"alias": aliases.get(n), "versions": progress.version_rows(n)} for n in names}
+        n: {"alias": aliases.get(n), "versions": progress.version_rows(n),
+            "waiting": waiting.get(n, [])} for n in names}
     queues_now = progress.queue_depths()
+    idle = launch.unconsumed(queues_now)
     tick = progress.beat_last_tick()
     if as_json:
-        click.echo(render.as_json({"families": data, "queues": queues_now, "beat_last_tick": tick,
-                          "totals": progress.totals(data, queues_now)}))
+        click.echo(render.as_json({"families": data, "queues": queues_now,
+                                   "queues_without_consumers": idle, "beat_last_tick": tick,
+                                   "totals": progress.totals(data, queues_now)}))
         return
     for name, info in data.items():
         alias = info["alias"] or {}
         click.echo(f"{name}  alias -> {alias.get('target') or '(none)'}")
         render.versions_table(info["versions"])
-    click.echo("queues: " + ", ".join(f"{q} {'?' if n is None else n} waiting"
+        for w in info["waiting"]:
+            click.echo(f"  {w['version']}: waiting for a control worker to take run "
+                       f"{w['run_id']}")
+    click.echo("queues: " + ", ".join(render.queue_cell(q, n, idle.get(q))
                                       for q, n in queues_now.items()))
-    click.echo(f"beat: last tick {tick.isoformat() if tick else 'never seen'}")
+    click.echo(f"beat: last tick {clock.short(tick) if tick else 'never seen'}")
 
 
 @cli.command("versions")
-@click.argument("family")
+@FAMILY
 @JSON
 def versions_cmd(family: str, as_json: bool) -> None:
     """Every version of FAMILY with status, counts, rate and collection."""
-    from ...store.family import get_family
-
-    get_family(family)
     rows = progress.version_rows(family)
     if as_json:
         click.echo(render.as_json(rows))
