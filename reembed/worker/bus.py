@@ -50,9 +50,16 @@ def release(result: AsyncResult | None) -> None:
     is collected; at interpreter exit that is after the modules are gone, and
     Celery's ``AsyncResult.__del__`` then prints an ``ImportError`` traceback
     ("sys.meta_path is None") for every result still held. Released once, the
-    result is not released again when it is collected.
+    result is not released again when it is collected. The children a finished
+    task's answer names (a job that fanned out a chord) are results the client
+    holds too: they are released with it.
     """
-    if result is None or result.backend is None:
+    if result is None:
+        return
+    for child in (getattr(result, "_cache", None) or {}).get("children") or []:
+        for one in getattr(child, "results", None) or [child]:  # a group, or one task
+            release(one)
+    if result.backend is None:
         return
     with contextlib.suppress(Exception):  # the broker may be gone: nothing to undo then
         result.backend.remove_pending_result(result)

@@ -132,8 +132,12 @@ def eval_cmd(family: str, versions: tuple[str, ...], k: int, threshold: float | 
              as_json: bool) -> None:
     """Score VERSIONS (default: the active one, then the other ready ones) on FAMILY's
     golden queries: recall@k, MRR@10, nDCG@10, hit rate, top-1 distances."""
+    from ...naming import version_id
     from ...read.evaluate import comparable_versions, evaluate, matching_threshold
+    from ...store import versions as records
 
+    for label in versions:  # unknown labels first, naming the known ones
+        records.get(version_id(family, label))
     chosen = list(versions) or comparable_versions(family)
     scores = evaluate(family, chosen, k)
     base = scores[0]

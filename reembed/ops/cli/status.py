@@ -61,7 +61,7 @@ def versions_cmd(family: str, as_json: bool) -> None:
 
 
 @cli.command("doctor")
-@click.option("--family", "families", multiple=True,
+@click.option("--family", "families", multiple=True, type=FamilyName(),
               help="Check only this family's models (repeatable; default every family).")
 @JSON
 def doctor_cmd(families: tuple[str, ...], as_json: bool) -> None:
