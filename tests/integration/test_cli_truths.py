@@ -108,3 +108,26 @@ def _status(vid: str) -> str | None:
         return versions.get(vid).status
     except Exception:  # not created yet
         return None
+
+
+def test_small_truths_route_reason_utc_offsets_and_a_family_kept_on_its_source() -> None:
+    import json
+
+    fam = new_family(_docs(4))
+    cli("run", fam.name, "--driver", "naive", "--version", "r1", "--wait")
+    cli("flip", fam.name, "r1")  # catches up first: a run that keeps the version's queue
+    (row,) = json.loads(cli("versions", fam.name, "--json").stdout)
+    assert row["run_kind"] == "catch-up", row
+    assert row["route"]["reason"] == "the version's queue since its build (reembed.embed.cpu)"
+    for key in ("created_at", "finished_at"):
+        assert row[key].endswith("+00:00"), (key, row[key])
+    moved = cli("family", "add", fam.name, "--collection", "somewhere_else", check=False)
+    assert moved.returncode == 2, moved.stderr
+    assert "would make its next sync delete them all" in moved.stderr
+    assert json.loads(cli("family", "list", "--json").stdout)  # still listed
+    from reembed.store.family import get_family
+
+    assert get_family(fam.name).collection == fam.collection
+    cli("family", "add", fam.name, "--collection", fam.collection, "--text-key", "text")
+    cli("family", "add", fam.name, "--collection", "somewhere_else", "--repoint")
+    assert get_family(fam.name).collection == "somewhere_else"
