@@ -97,7 +97,7 @@ class NaiveConfig(_EmbedBase):
     """Deterministic feature-hashing embedder: fast, offline, for tests only."""
 
     driver: Literal["naive"] = "naive"
-    model: str = "naive-hash-v1"
+    model: str = "naive-hash-v2"  # the scheme: see reembed.embedders.naive
     dims: int | None = Field(default=256, ge=8, le=65_536)
 
 

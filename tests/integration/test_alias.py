@@ -35,7 +35,7 @@ def test_flip_rollback_and_alias_shape(two_versions: str) -> None:
     a2 = versions.get(f"{fam}:a2")
     # The shape the user's retriever reads.
     assert alias["target"] == a2.collection
-    assert alias["embed"] == {"driver": "naive", "fn": "naive-hash-v1", "dims": 48,
+    assert alias["embed"] == {"driver": "naive", "fn": "naive-hash-v2", "dims": 48,
                               "version": "a2", "config_fp": a2.config_fp}
     assert alias["previous"] == versions.get(f"{fam}:a1").collection
     cli("rollback", fam)
@@ -114,7 +114,7 @@ def test_the_alias_names_the_driver_as_the_familys_readers_do(local_stack: Any) 
     build(name, {"driver": "naive", "dims": 64}, version="v1", flip="auto")
     embed = (aliases.get(name) or {})["embed"]
     assert (embed["driver"], embed["reembed_driver"], embed["fn"]) == \
-        ("simple", "naive", "naive-hash-v1")  # the user's embeddings service knows "simple"
+        ("simple", "naive", "naive-hash-v2")  # the user's embeddings service knows "simple"
     assert json.loads(cli("query", name, "otters", "--json").stdout)["version"] == "v1"
     out = cli("family", "set", name, "--reader-driver", "naive=").stdout
     assert "alias rewritten" in out

@@ -99,6 +99,5 @@ def test_naive_embedder_contract() -> None:
     out = emb.embed(["the quick brown fox", "the quick brown fox", "", "other words"])
     assert out.dtype == np.float32 and out.shape == (4, 64)
     assert np.array_equal(out[0], out[1])
-    assert np.allclose(np.linalg.norm(out[[0, 3]], axis=1), 1.0)
-    assert not out[2].any()
+    assert np.allclose(np.linalg.norm(out, axis=1), 1.0)  # the empty text too (naive-hash-v2)
     assert emb.embed([]).shape == (0, 64)
