@@ -7,6 +7,11 @@ vectors look like the config says, it finds its own texts (the index matches
 the model that will embed queries), it answers the team's golden questions,
 and how much it agrees with the version readers use today.
 
+The gate decides the same way twice on the same data: the shape of the vectors
+is checked on every one of them, and the sampled checks draw their sample with
+a seed of the version, so checking a version again asks the same records. Each
+text is embedded and searched once per round of checks, whichever checks ask it.
+
 Thresholds come from the settings (:class:`reembed.settings.Tuning`); a check
 with no threshold only reports.
 """
@@ -19,15 +24,17 @@ from typing import Any
 import numpy as np
 
 from ..embedders import get_embedder, oom
+from ..embedders.base import embed_queries
 from ..errors import NotFoundError, TransientError, classify
 from ..naming import chroma_id
 from ..settings import tuning
 from ..store import aliases, golden, ledger, sink, versions
 from . import runs
 from .run_model import Run
-from .vectors import EPS, K, check_vectors, sample_records, unfound_by_own_vector
+from .vectors import EPS, K, Records, Tally, records, scan, unfound_by_own_vector
 
 Check = dict[str, Any]
+Hit = dict[str, Any]
 AGREEMENT_SAMPLE = 50
 
 
@@ -56,28 +63,79 @@ def completeness(counts: ledger.Counts, stored: int, tolerance: float) -> Check:
                    chroma_count=stored)
 
 
-def shape(sample: dict[str, list[Any]], rec: versions.VersionRecord) -> Check:
-    """Sampled vectors have the configured dims, finite values, no zeros, the right norms."""
+def gate_seed(rec: versions.VersionRecord) -> str:
+    """The seed of ``rec``'s samples: the same version asks the same records again."""
+    return f"{rec.id}:{rec.config_fp}"
+
+
+def sampled(rec: versions.VersionRecord, col: Any) -> tuple[Tally, Records]:
+    """Every vector of ``rec``'s collection looked at, and the gate's sample of it."""
     config = rec.config()
-    got = check_vectors(np.asarray(sample["embeddings"], dtype=np.float32), config.dims,
-                        config.normalize)
+    tally, ids = scan(col, config.dims, config.normalize, tuning().self_retrieval_sample,
+                      gate_seed(rec))
+    return tally, records(col, ids)
+
+
+def shape(tally: Tally, rec: versions.VersionRecord) -> Check:
+    """Every stored vector has the configured dims, finite values, no zeros, the right norms.
+
+    ``sampled`` is how many were read: all of them.
+    """
+    config = rec.config()
+    got = tally.result()
     return _result(got["passed"], float(got["dims_seen"] or 0), float(config.dims or 0),
                    got["detail"], sampled=got["sampled"])
 
 
-def _query(rec: versions.VersionRecord, texts: list[str], k: int,
-           vectors: Any = None) -> list[list[dict[str, Any]]]:
-    """Top-``k`` records for each text, embedded with the version's own query config.
+class Asked:
+    """Query vectors and top-``K`` hits of one round of checks, computed once per text.
 
-    Each hit carries its distance in the collection's space. ``vectors`` lets a
-    caller reuse query vectors it already computed.
+    Self-retrieval, golden recall and agreement ask overlapping texts of the
+    same version (agreement's are the sample's first): a text is embedded once
+    per config and searched once per version, each batch in one model call and
+    one Chroma query. Each hit carries its distance in the collection's space.
     """
-    if not texts:
-        return []
-    if vectors is None:
-        vectors = _embed_queries(rec, texts)
-    col = sink.open_collection(rec.collection)
-    res = col.query(query_embeddings=vectors, n_results=k,
+
+    def __init__(self) -> None:
+        self._vectors: dict[tuple[str, str], np.ndarray] = {}  # (config_fp, text)
+        self._hits: dict[tuple[str, str], list[Hit]] = {}  # (version id, text)
+
+    def vectors(self, rec: versions.VersionRecord, texts: list[str]) -> np.ndarray:
+        """``texts`` embedded with ``rec``'s own query config, one row each."""
+        self._ask(rec, texts)
+        return np.asarray([self._vectors[(rec.config_fp, t)] for t in texts], dtype=np.float32)
+
+    def hits(self, rec: versions.VersionRecord, texts: list[str]) -> list[list[Hit]]:
+        """The top-``K`` records of ``rec``'s collection for each of ``texts``."""
+        self._ask(rec, texts)
+        return [self._hits[(rec.id, t)] for t in texts]
+
+    def _ask(self, rec: versions.VersionRecord, texts: list[str]) -> None:
+        missing = [t for t in dict.fromkeys(texts) if (rec.id, t) not in self._hits]
+        if not missing:
+            return
+        col = sink.open_collection(rec.collection)
+        new = [t for t in missing if (rec.config_fp, t) not in self._vectors]
+        if new:
+            self._vectors.update(zip([(rec.config_fp, t) for t in new],
+                                     _embed_queries(rec, col, new), strict=True))
+        vectors = np.asarray([self._vectors[(rec.config_fp, t)] for t in missing])
+        self._hits.update(zip([(rec.id, t) for t in missing], _search(col, vectors),
+                              strict=True))
+
+
+def _embed_queries(rec: versions.VersionRecord, col: Any, texts: list[str]) -> np.ndarray:
+    """``texts`` as queries of ``rec``, in calls that fit the model's memory."""
+    rec.check_can_embed()
+    config = rec.config()
+    embedder = get_embedder(config)
+    return oom.embed_fitting(lambda part: embed_queries(embedder, config, part),
+                             config.config_fp, texts)
+
+
+def _search(col: Any, vectors: np.ndarray) -> list[list[Hit]]:
+    """The top-``K`` records for each query vector, in one query."""
+    res = col.query(query_embeddings=vectors, n_results=K,
                     include=["documents", "metadatas", "distances"])
     out = []
     for ids, docs, metas, dists in zip(res["ids"], res["documents"] or [],
@@ -87,13 +145,6 @@ def _query(rec: versions.VersionRecord, texts: list[str], k: int,
                      "distance": float(x)}
                     for i, d, m, x in zip(ids, docs, metas, dists, strict=True)])
     return out
-
-
-def _embed_queries(rec: versions.VersionRecord, texts: list[str]) -> np.ndarray:
-    rec.check_can_embed()
-    config = rec.config()
-    return oom.embed_fitting(get_embedder(config).embed, config.config_fp,
-                             [config.query_prefix + t for t in texts])
 
 
 def distances(space: str, query: np.ndarray, stored: np.ndarray) -> np.ndarray:
@@ -107,7 +158,7 @@ def distances(space: str, query: np.ndarray, stored: np.ndarray) -> np.ndarray:
     return np.asarray(1.0 - dots / np.where(norms == 0, 1.0, norms))
 
 
-def self_retrieval(sample: dict[str, list[Any]], rec: versions.VersionRecord) -> Check:
+def self_retrieval(sample: Records, rec: versions.VersionRecord, asked: Asked) -> Check:
     """Share of sampled chunks that rank in the top 10 when queried with their own text.
 
     A chunk counts as found when the index returns it, returns a record with the
@@ -120,11 +171,10 @@ def self_retrieval(sample: dict[str, list[Any]], rec: versions.VersionRecord) ->
     texts, ids = sample["documents"], sample["ids"]
     if not texts:
         return _result(True, None, floor, "no chunks to sample")
-    queries = _embed_queries(rec, texts)
-    own = distances(rec.config().space, queries,
+    own = distances(rec.config().space, asked.vectors(rec, texts),
                     np.asarray(sample["embeddings"], dtype=np.float32))
     hits = index_misses = 0
-    for i, top in enumerate(_query(rec, texts, K, queries.tolist())):
+    for i, top in enumerate(asked.hits(rec, texts)):
         if any(r["id"] == ids[i] or r["text"] == texts[i] for r in top):
             hits += 1
         elif len(top) == K and own[i] < top[-1]["distance"] - EPS:
@@ -138,13 +188,13 @@ def self_retrieval(sample: dict[str, list[Any]], rec: versions.VersionRecord) ->
                    f"{note}", index_misses=index_misses)
 
 
-def golden_recall(rec: versions.VersionRecord) -> Check | None:
+def golden_recall(rec: versions.VersionRecord, asked: Asked) -> Check | None:
     """Mean recall@10 over the family's golden queries (None when it has none)."""
     queries = golden.for_family(rec.family)
     if not queries:
         return None
     floor = tuning().golden_min_recall
-    tops = _query(rec, [q.query for q in queries], K)
+    tops = asked.hits(rec, [q.query for q in queries])
     recalls = [golden.recall(q.expected, [r["source_id"] for r in top])
                for q, top in zip(queries, tops, strict=True)]
     value = float(np.mean(recalls))
@@ -154,7 +204,7 @@ def golden_recall(rec: versions.VersionRecord) -> Check | None:
                    f"(worst {worst[0]:.2f}: {worst[1][:60]!r})", queries=len(queries))
 
 
-def agreement(sample: dict[str, list[Any]], rec: versions.VersionRecord) -> Check | None:
+def agreement(sample: Records, rec: versions.VersionRecord, asked: Asked) -> Check | None:
     """Mean overlap@10 (by source id) with the active version on sampled texts."""
     active = aliases.active_version(rec.family)
     if active is None or active == rec.version:
@@ -169,7 +219,7 @@ def agreement(sample: dict[str, list[Any]], rec: versions.VersionRecord) -> Chec
     if not texts:
         return None
     floor = tuning().agreement_min
-    mine, theirs = _query(rec, texts, K), _query(other, texts, K)
+    mine, theirs = asked.hits(rec, texts), asked.hits(other, texts)
     overlaps = [len({r["source_id"] for r in a} & {r["source_id"] for r in b}) / K
                 for a, b in zip(mine, theirs, strict=True)]
     value = float(np.mean(overlaps))
@@ -221,24 +271,30 @@ def run_checks(rec: versions.VersionRecord, counts: ledger.Counts, full: bool = 
     """Every enabled check of ``rec``; ``full=False`` checks completeness and ``recent``
     (the Chroma ids a run wrote last) only (syncs)."""
     col = sink.open_collection(rec.collection)
-    knobs = tuning()
-    tolerance = knobs.max_error_ratio or 0.0
-    out: dict[str, Check] = {"completeness": completeness(counts, col.count(), tolerance)}
+    stored = col.count()
+    out: dict[str, Check] = {
+        "completeness": completeness(counts, stored, tuning().max_error_ratio or 0.0)}
     if recent:
         out["recent_writes"] = recent_writes(col, recent)
-    if full and col.count():
-        n = knobs.self_retrieval_sample
-        sample = sample_records(col, n)
-        quality: dict[str, Callable[[], Check | None]] = {
-            "shape": lambda: shape(sample, rec),
-            "self_retrieval": lambda: self_retrieval(sample, rec),
-            "golden": lambda: golden_recall(rec),
-            "agreement": lambda: agreement(sample, rec),
-        }
-        for name, run in quality.items():
-            check = _guarded(name, run)
-            if check is not None:
-                out[name] = check
+    if full and stored:
+        tally, sample = sampled(rec, col)
+        asked = Asked()
+        out.update(_each({
+            "shape": lambda: shape(tally, rec),
+            "self_retrieval": lambda: self_retrieval(sample, rec, asked),
+            "golden": lambda: golden_recall(rec, asked),
+            "agreement": lambda: agreement(sample, rec, asked),
+        }))
+    return out
+
+
+def _each(checks: dict[str, Callable[[], Check | None]]) -> dict[str, Check]:
+    """The results of ``checks`` that apply, each run on its own (:func:`_guarded`)."""
+    out = {}
+    for name, run in checks.items():
+        check = _guarded(name, run)
+        if check is not None:
+            out[name] = check
     return out
 
 
@@ -280,19 +336,17 @@ def adopted_checks(rec: versions.VersionRecord) -> dict[str, Check]:
         else "the collection is empty")}
     if not n:
         return out
-    sample = sample_records(col, tuning().self_retrieval_sample)
-    out["shape"] = shape(sample, rec)
+    tally, sample = sampled(rec, col)
+    out["shape"] = shape(tally, rec)
     out["self_consistency"] = self_consistency(col, sample)
     if not rec.external:
-        for name, run in {"self_retrieval": lambda: self_retrieval(sample, rec),
-                          "golden": lambda: golden_recall(rec)}.items():
-            check = _guarded(name, run)
-            if check is not None:
-                out[name] = check
+        asked = Asked()
+        out.update(_each({"self_retrieval": lambda: self_retrieval(sample, rec, asked),
+                          "golden": lambda: golden_recall(rec, asked)}))
     return out
 
 
-def self_consistency(col: Any, sample: dict[str, list[Any]]) -> Check:
+def self_consistency(col: Any, sample: Records) -> Check:
     """Share of sampled records the vector index returns for their own vector."""
     floor = tuning().self_retrieval_min
     ids = sample["ids"]

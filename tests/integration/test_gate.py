@@ -123,3 +123,52 @@ def test_near_duplicates_the_index_misses_are_recall_not_lost_writes(local_stack
     assert snap.version.status == "ready", snap.version.reason
     recent = versions.get(snap.version.id).checks["recent_writes"]
     assert recent["passed"] and recent["value"] == 1.0, recent
+
+
+EMOJI_ONLY = ["🎉🎉", "🔥", "!!!", "👍🏽👍🏽", "…", "🎉 🎉 🎉", "¯\\(°)/¯", "❤️"]
+
+
+def _messages(n: int) -> list[dict[str, Any]]:
+    """``n`` messages with words, then the emoji-only ones, shuffled into ``_id`` order."""
+    texts = [f"note {i} on {TOPICS[i % 6]} seen at place{i}" for i in range(n)] + EMOJI_ONLY
+    return [{"_id": f"m{(i * 7919) % len(texts):05d}", "text": t} for i, t in enumerate(texts)]
+
+
+def test_two_builds_of_one_config_get_one_verdict(local_stack: Any) -> None:
+    """Emoji-only messages made zero vectors that a 200-record sample found only
+    sometimes: one build ready, the next failed. Now every text has a vector, every
+    vector is looked at, and the sample is the version's own."""
+    f = new_family(_messages(1_200))
+    first, second = (build(f.name, NAIVE, version=v).version for v in ("same1", "same2"))
+    assert first.config_fp == second.config_fp
+    for rec in (first, second):
+        assert rec.status == "ready", rec.reason
+        assert rec.checks["shape"]["detail"] == "ok"
+        assert rec.checks["shape"]["sampled"] == 1_208  # every vector, not a sample
+    again = json.loads(cli("check", f.name, "same1", "--json").stdout)
+    assert again["shape"] == first.checks["shape"]
+    assert again["self_retrieval"] == first.checks["self_retrieval"]  # the same records
+
+
+def test_the_words_only_scheme_fails_every_time_naming_its_zeros(local_stack: Any) -> None:
+    f = new_family(_messages(1_200))
+    v1 = {**NAIVE, "model": "naive-hash-v1"}  # texts without words are all zeros there
+    rec = build(f.name, v1, version="words").version
+    assert rec.status == "failed"
+    assert "shape failed" in (rec.reason or "") and "8 vectors are all zeros" in rec.reason
+
+
+def test_one_zero_vector_among_many_is_found_by_every_check(local_stack: Any) -> None:
+    f = new_family(_messages(1_500))
+    rec = build(f.name, NAIVE, version="onezero").version
+    assert rec.status == "ready", rec.reason
+    col = sink.open_collection(rec.collection)
+    victim = col.get(limit=1, offset=1_234, include=[])["ids"][0]
+    col.update(ids=[victim], embeddings=[[0.0] * 64])  # behind reembed's back
+    outputs = [cli("check", f.name, "onezero", "--json", check=False) for _ in range(3)]
+    assert [o.returncode for o in outputs] == [1, 1, 1]
+    shapes = [json.loads(o.stdout)["shape"] for o in outputs]
+    assert shapes[0]["detail"] == f"1 vectors are all zeros (e.g. {victim!r})", shapes[0]
+    assert shapes[0]["sampled"] == 1_508 and shapes == [shapes[0]] * 3
+    after = versions.get(rec.id)
+    assert after.status == "failed" and "1 vectors are all zeros" in (after.reason or "")
