@@ -144,10 +144,10 @@ def lag(rec: versions.VersionRecord) -> dict[str, Any]:
     last sync, shown next to it, because telling them apart needs a full scan.
     """
     in_source = source.count(get_family(rec.family))
-    indexed = ledger.indexed_sources(rec.family, rec.version)
+    heads = ledger.head_counts(rec.family, rec.version)  # indexed and in flight, one read
+    indexed = sum(heads[s] for s in ledger.TERMINAL)
     return {"source_documents": in_source, "indexed_documents": indexed,
-            "in_flight": ledger.sources_in_flight(rec.family, rec.version),
-            "behind": max(0, in_source - indexed)}
+            "in_flight": heads.pending, "behind": max(0, in_source - indexed)}
 
 
 def queue_depths() -> dict[str, int | None]:

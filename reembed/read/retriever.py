@@ -12,6 +12,14 @@ plausible-looking neighbours from the wrong space.
 Hits are joined back to their source documents with one ``$in`` query per
 call; the raw ``_id`` values come from the ledger, since the string source ids
 in Chroma metadata do not say whether ``"123"`` was an int or a string.
+
+Queries may be embedded by a faster runtime of the version's own model (a
+sentence-transformers model run by onnxruntime: no torch import, so a command
+line query answers in about a second instead of seven). The config, and so the
+fingerprint, stays the version's; the runtime is used only after it has
+reproduced vectors stored in the collection, within
+:data:`reembed.embedders.queries.MIN_COSINE`, and otherwise the version's own
+driver embeds (:func:`reembed.embedders.queries.query_embedder`).
 """
 
 from __future__ import annotations
@@ -29,8 +37,9 @@ from bson import ObjectId
 from chromadb.api.models.Collection import Collection
 
 from ..config import AnyEmbedConfig
-from ..embedders import Embedder, Vectors, get_embedder
+from ..embedders import Embedder, Vectors
 from ..embedders.base import embed_queries
+from ..embedders.queries import query_embedder
 from ..errors import ConfigError, DimsMismatchError, NotFoundError, classify
 from ..naming import version_id
 from ..store import aliases, ledger, sink, versions
@@ -164,7 +173,7 @@ class Retriever:
         collection = sink.open_collection(record.collection)
         check_config_fp(record, collection)
         dims = expected_dims(record, config, collection)
-        embedder = self._embedder or get_embedder(config)
+        embedder = self._embedder or query_embedder(config, collection)
         check_embedder(record, embedder, dims, explicit=self._embedder is not None)
         return _Binding(family, record, config, embedder, collection, dims,
                         time.monotonic() + self.ttl_s)
