@@ -41,6 +41,11 @@ class Settings:
     chroma_port: int = 8000
     chroma_ssl: bool = False
     chroma_token: str = field(default="", repr=False)  # CHROMA_TOKEN, a secret
+    chroma_token_header: str = "Authorization"  # CHROMA_AUTH_TOKEN_TRANSPORT_HEADER
+    chroma_api_key: str = field(default="", repr=False)  # CHROMA_API_KEY (Chroma Cloud)
+    chroma_tenant: str = "default_tenant"  # CHROMA_TENANT
+    chroma_database: str = "default_database"  # CHROMA_DATABASE; a family may name its own
+    chroma_ssl_verify: str = ""  # CHROMA_SERVER_SSL_VERIFY: a CA bundle path, or "false"
     ratelimit_url: str = ""  # REEMBED_RATELIMIT_REDIS_URL; empty: the broker's Redis
 
     @classmethod
@@ -58,6 +63,11 @@ class Settings:
             chroma_port=port,
             chroma_ssl=ssl,
             chroma_token=e.get("CHROMA_TOKEN") or "",
+            chroma_token_header=e.get("CHROMA_AUTH_TOKEN_TRANSPORT_HEADER") or "Authorization",
+            chroma_api_key=e.get("CHROMA_API_KEY") or "",
+            chroma_tenant=e.get("CHROMA_TENANT") or cls.chroma_tenant,
+            chroma_database=e.get("CHROMA_DATABASE") or cls.chroma_database,
+            chroma_ssl_verify=e.get("CHROMA_SERVER_SSL_VERIFY") or "",
             ratelimit_url=e.get("REEMBED_RATELIMIT_REDIS_URL") or broker,
         )
 
@@ -70,6 +80,15 @@ def _chroma_address(e: Mapping[str, str]) -> tuple[str, int, bool]:
         ssl = parsed.scheme == "https"
         return parsed.hostname or "localhost", parsed.port or (443 if ssl else 8000), ssl
     return e.get("CHROMA_HOST") or "localhost", int(e.get("CHROMA_PORT") or 8000), False
+
+
+def ssl_verify(s: Settings) -> bool | str:
+    """What an HTTPS client to Chroma verifies against: the system's store (True), the CA
+    bundle ``CHROMA_SERVER_SSL_VERIFY`` names, or nothing when it says ``false``."""
+    value = s.chroma_ssl_verify.strip()
+    if not value or value.lower() in ("true", "1"):
+        return True
+    return False if value.lower() in ("false", "0") else value
 
 
 def settings() -> Settings:

@@ -90,7 +90,7 @@ def _embed_and_write(rec: versions.VersionRecord, work: _Work,
                      items: list[tuple[str, Chunk]]) -> _Written:
     """Embed the items in parts, each upserted while the next embeds; then delete the
     vectors whose chunk changed or vanished."""
-    col = sink.open_collection(rec.collection)
+    col = sink.open_collection(rec.collection, rec.chroma_database)
     embedder = get_embedder(work.config)
     ids: set[str] = set()
 

@@ -223,9 +223,9 @@ def _drop_if_empty(rec: VersionRecord) -> None:
     """A version that failed before writing anything leaves no empty collection behind
     (a later run of it creates the collection again)."""
     try:
-        empty = sink.open_collection(rec.collection).count() == 0
+        empty = sink.open_collection(rec.collection, rec.chroma_database).count() == 0
         if empty and not ledger.counts(rec.family, rec.version)[ledger.DONE]:
-            sink.drop(rec.collection)
+            sink.drop(rec.collection, rec.chroma_database)
             log.info("dropped the empty collection %s of failed version %s", rec.collection,
                      rec.id)
     except Exception as exc:  # best effort: gc removes it later anyway

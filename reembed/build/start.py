@@ -151,12 +151,13 @@ def start_run(spec: RunSpec, run_id: str) -> Started:
     target = resolve(spec.family, spec.version, spec.embed)
     config, where = target.config, route(target.config, spec.queue)
     name = collection_name(target.family.name, target.label, config.model)
-    rec = versions.ensure(target.family.name, target.label, config, name, where.queue)
+    rec = versions.ensure(target.family.name, target.label, config, name, where.queue,
+                          sink.database_of(target.family.chroma_database))
     run = runs.start(rec, run_id, spec.kind, flip=spec.flip, queue=where.queue,
                      route=where.as_dict(), batch_chunks=spec.batch_chunks, force=spec.force,
                      embed=config)
     runs.record(run, ledger_reset=_forget_lost_vectors(rec))
-    sink.create(rec.collection, config, rec.family, rec.version)
+    sink.create(rec.collection, config, rec.family, rec.version, rec.chroma_database)
     probe_dims(config)
     plan = runs.plan_round(run, RoundKind.PLAN, caught_up=spec.kind == RunKind.CATCH_UP)
     versions.set_fields(rec.id, scan=watermark.after_scan(rec.scan, plan.watermark, full=True))
@@ -172,7 +173,7 @@ def _forget_lost_vectors(rec: versions.VersionRecord) -> int:
     run that trusted them would recreate an empty collection and call it done.
     """
     try:
-        sink.open_collection(rec.collection)
+        sink.open_collection(rec.collection, rec.chroma_database)
     except NotFoundError:
         return ledger.drop_version(rec.family, rec.version)
     return 0

@@ -31,9 +31,9 @@ PAGE = 2000  # records per read: one get of 100,000 embeddings overflows Chroma
 Records = dict[str, list[Any]]
 
 
-def sample_vectors(collection: str, n: int) -> np.ndarray:
+def sample_vectors(collection: str, n: int, database: str | None = None) -> np.ndarray:
     """Up to ``n`` stored vectors from a random offset of the collection."""
-    col = sink.open_collection(collection)
+    col = sink.open_collection(collection, database)
     total = col.count()
     if not total:
         return np.zeros((0, 0), dtype=np.float32)

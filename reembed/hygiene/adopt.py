@@ -56,15 +56,16 @@ def adopt(family: str, collection: str, driver: str, model: str | None, dims: in
     The alias only moves when the family has none yet (or with ``force``): an
     adoption must not silently replace what readers use today.
     """
-    get_family(family)
-    col = sink.open_collection(collection)
+    database = sink.database_of(get_family(family).chroma_database)
+    col = sink.open_collection(collection, database)
     sample = sample_records(col, SAMPLE)
     stored = np.asarray(sample["embeddings"], dtype=np.float32)
     if not stored.size:
         raise StateError(f"Chroma collection {collection!r} holds no vectors: nothing to adopt")
     config = _config(driver, model, dims, stored)
     check = _external(collection) if external else _agreement(collection, config, sample)
-    rec = _register(family, version, collection, config, col.count(), external, check)
+    rec = _register(family, version, collection, config, col.count(), external, check,
+                    database)
     flipped = aliases.active_version(family) is None or force
     if flipped:
         aliases.flip(family, version, action="adopt")
@@ -126,7 +127,8 @@ def _external(collection: str) -> dict[str, Any]:
 
 
 def _register(family: str, version: str, collection: str, config: AnyEmbedConfig,
-              count: int, external: bool, check: dict[str, Any]) -> versions.VersionRecord:
+              count: int, external: bool, check: dict[str, Any], database: str
+              ) -> versions.VersionRecord:
     vid = version_id(family, version)
     now = datetime.now(UTC)
     doc = {
@@ -135,6 +137,7 @@ def _register(family: str, version: str, collection: str, config: AnyEmbedConfig
         "status": versions.READY, "counts": {"planned": count, "done": count},
         "created_at": now, "finished_at": now, "checks": {"adoption": check}, "run_id": None,
         "reason": None, "queue": None, "adopted": True, "external": external,
+        "chroma_database": database,
     }
     with contextlib.suppress(DuplicateKeyError):
         owned(VERSIONS).insert_one(doc)

@@ -114,7 +114,7 @@ def gc_family(family: str, keep: int | None = None, min_age_s: float | None = No
         return plan
     for label in plan.drop:
         rec = versions.get(f"{family}:{label}")
-        sink.drop(rec.collection)
+        sink.drop(rec.collection, rec.chroma_database)
         plan.dropped_rows += ledger.drop_version(family, label)
         versions.set_status(rec.id, versions.DROPPED,
                             f"dropped by gc at {time.strftime('%Y-%m-%d %H:%M:%S')}")

@@ -23,7 +23,8 @@ def verify_version(rec: versions.VersionRecord, n: int = DEFAULT_SAMPLE) -> dict
     """Sample, check and record the result on the version."""
     config = rec.config()
     try:
-        result = check_vectors(sample_vectors(rec.collection, n), config.dims, config.normalize)
+        stored = sample_vectors(rec.collection, n, rec.chroma_database)
+        result = check_vectors(stored, config.dims, config.normalize)
     except NotFoundError as exc:
         result = {"passed": False, "detail": str(exc), "sampled": 0, "dims_seen": None}
     result["at"] = time.time()

@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import queues
 from ..redact import redact
-from ..settings import Settings, settings
+from ..settings import Settings, settings, ssl_verify
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
 TIMEOUT_S = 2.0
@@ -66,8 +66,9 @@ def run(families: list[str] | None = None) -> list[Check]:
     s = settings()
     broker = check_redis("broker", s.broker_url, "CELERY_BROKER_URL")
     mongo = check_mongo(s)
-    out = [broker, check_backend(s, broker), mongo, check_chroma(s)]
     mongo_up = mongo.status == OK
+    out = [broker, check_backend(s, broker), mongo,
+           check_chroma(s, _family_databases() if mongo_up else ())]
     if broker.status == OK:
         out += check_workers(s, gpu_waiting if mongo_up else None)
     else:
@@ -138,31 +139,72 @@ def check_mongo(s: Settings) -> Check:
                               f"{len(names)} collections")
 
 
-def check_chroma(s: Settings) -> Check:
-    """The heartbeat (public), then a call that needs the token workers send."""
+def _family_databases() -> tuple[str, ...]:
+    """The Chroma databases families name for themselves."""
+    from ..store.family import list_families
+
+    return tuple(sorted({f.chroma_database for f in list_families() if f.chroma_database}))
+
+
+def check_chroma(s: Settings, databases: tuple[str, ...] = ()) -> Check:
+    """The heartbeat, then the tenant and every database reembed uses (``CHROMA_DATABASE``
+    and the families' own), with the credentials workers send; how to create what is
+    missing."""
     import httpx
 
     from ..store.sink import auth_headers
 
     url = f"{'https' if s.chroma_ssl else 'http'}://{s.chroma_host}:{s.chroma_port}"
-    counted = "/api/v2/tenants/default_tenant/databases/default_database/collections_count"
+    tenant = f"/api/v2/tenants/{s.chroma_tenant}"
+    wanted = (s.chroma_database, *(d for d in databases if d != s.chroma_database))
     try:
-        with httpx.Client(base_url=url, timeout=TIMEOUT_S, headers=auth_headers(s)) as http:
-            http.get("/api/v2/heartbeat").raise_for_status()
-            response = http.get(counted)
+        with httpx.Client(base_url=url, timeout=TIMEOUT_S, headers=auth_headers(s),
+                          verify=ssl_verify(s)) as http:
+            answers = [http.get("/api/v2/heartbeat"), http.get(tenant)]
+            if answers[-1].is_success:
+                answers += [http.get(f"{tenant}/databases/{d}") for d in wanted]
+                answers.append(http.get(f"{tenant}/databases/{s.chroma_database}"
+                                        "/collections_count"))
     except httpx.HTTPError as exc:
         return Check("chroma", FAIL, f"no answer from {url}: {_short(exc)}",
                      f"start Chroma (`chroma run`) or fix CHROMA_HOST/CHROMA_PORT/CHROMA_URL "
                      f"({STACK_HINT})")
-    if response.status_code in (401, 403):
-        said = "rejected the token in CHROMA_TOKEN" if s.chroma_token else "wants a token"
-        return Check("chroma", FAIL, f"{url} {said} (HTTP {response.status_code})",
-                     "set CHROMA_TOKEN to the token the server (or its proxy) expects")
-    if not response.is_success:
-        return Check("chroma", FAIL, f"{url} answered HTTP {response.status_code} to "
-                                     f"{counted}", "look at the Chroma server's log")
-    token = ", token accepted" if s.chroma_token else ""
-    return Check("chroma", OK, f"{url} answers; {response.text.strip()} collections{token}")
+    return _chroma_verdict(s, url, wanted, answers)
+
+
+def _chroma_verdict(s: Settings, url: str, wanted: tuple[str, ...], answers: list[Any]) -> Check:
+    """What the answers of :func:`check_chroma` say, the first problem first."""
+    refused = next((a for a in answers if a.status_code in (401, 403)), None)
+    if refused is not None:
+        sent = ("the key in CHROMA_API_KEY (x-chroma-token)" if s.chroma_api_key else
+                "the token in CHROMA_TOKEN" if s.chroma_token else "no credentials")
+        return Check("chroma", FAIL, f"{url} refused {sent} (HTTP {refused.status_code})",
+                     "set CHROMA_API_KEY (Chroma Cloud) or CHROMA_TOKEN to what the server "
+                     "(or its proxy) expects")
+    heartbeat, tenant, *rest = answers
+    if not heartbeat.is_success:
+        return Check("chroma", FAIL, f"{url} answered HTTP {heartbeat.status_code} to its "
+                                     "heartbeat", "look at the Chroma server's log")
+    if not tenant.is_success:
+        return Check("chroma", FAIL, f"tenant {s.chroma_tenant!r} does not exist on {url}",
+                     f"create it (`curl -X POST {url}/api/v2/tenants -H 'content-type: "
+                     f"application/json' -d '{{\"name\": \"{s.chroma_tenant}\"}}'`, or in "
+                     "the Chroma Cloud dashboard) or fix CHROMA_TENANT")
+    missing = [d for d, a in zip(wanted, rest, strict=False) if not a.is_success]
+    if missing:
+        return Check("chroma", FAIL, f"database {missing[0]!r} does not exist in tenant "
+                                     f"{s.chroma_tenant!r} on {url}",
+                     f"create it (`curl -X POST {url}/api/v2/tenants/{s.chroma_tenant}/"
+                     f"databases -H 'content-type: application/json' -d '{{\"name\": "
+                     f"\"{missing[0]}\"}}'`) or fix CHROMA_DATABASE / the family's "
+                     "--chroma-database")
+    count = rest[-1].text.strip()
+    where = f"tenant {s.chroma_tenant}, database{'s' if len(wanted) > 1 else ''} " \
+            f"{', '.join(wanted)}"
+    token = ", key accepted" if s.chroma_api_key else ", token accepted" if s.chroma_token \
+        else ""
+    return Check("chroma", OK, f"{url} answers ({where}); {count} collections in "
+                               f"{s.chroma_database}{token}")
 
 
 # -- workers -------------------------------------------------------------------

@@ -235,7 +235,7 @@ def start_workers(stack: Stack, kinds: list[str], extra_env: dict[str, str] | No
             cmd += ["-n", f"{name}@{socket.gethostname()}"]
         workers[name] = {"pid": _spawn(cmd, stack.root / f"worker-{name}.log", env)}
         stack.save(state)
-    wait_consuming(stack, list(wanted), timeout)
+    wait_consuming(stack, list(wanted), timeout, broker=env["CELERY_BROKER_URL"])
 
 
 def start_beat(stack: Stack, extra_env: dict[str, str] | None = None) -> None:
@@ -255,21 +255,30 @@ def start_beat(stack: Stack, extra_env: dict[str, str] | None = None) -> None:
     stack.save(state)
 
 
-def wait_consuming(stack: Stack, kinds: list[str], timeout: float = 90.0) -> None:
-    """Wait until a worker of each kind answers a broadcast (e.g. after a broker restart)."""
-    wait_for(lambda: _consuming(stack, kinds), f"workers {', '.join(kinds)}", timeout)
+def wait_consuming(stack: Stack, kinds: list[str], timeout: float = 90.0,
+                   broker: str | None = None) -> None:
+    """Wait until a worker of each kind answers a broadcast (e.g. after a broker restart);
+    ``broker`` is the URL the workers were given (default the stack's)."""
+    wait_for(lambda: _consuming(broker or stack.env()["CELERY_BROKER_URL"], kinds),
+             f"workers {', '.join(kinds)}", timeout)
 
 
-def _consuming(stack: Stack, kinds: list[str]) -> bool:
+def _consuming(broker: str, kinds: list[str]) -> bool:
     from celery import Celery
 
-    app = Celery(broker=stack.env()["CELERY_BROKER_URL"])
+    # Celery reads CELERY_BROKER_URL from the environment before its broker= argument,
+    # and a broadcast's replies are read where the environment says: ask with it set.
+    saved = os.environ.get("CELERY_BROKER_URL")
+    os.environ["CELERY_BROKER_URL"] = broker
+    app = Celery(broker=broker)
     try:
         replies = app.control.inspect(timeout=1.0).active_queues() or {}
     except Exception:
         return False
     finally:
         app.close()
+        os.environ.pop("CELERY_BROKER_URL") if saved is None else \
+            os.environ.__setitem__("CELERY_BROKER_URL", saved)
     names = {w.split("@", 1)[0] for w in replies}
     return set(kinds) <= names
 

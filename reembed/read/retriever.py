@@ -170,7 +170,7 @@ class Retriever:
         config = record.config()
         if self._embedder is None:
             record.check_can_embed()
-        collection = sink.open_collection(record.collection)
+        collection = sink.open_collection(record.collection, record.chroma_database)
         check_config_fp(record, collection)
         dims = expected_dims(record, config, collection)
         embedder = self._embedder or query_embedder(config, collection)

@@ -19,6 +19,7 @@ from pymongo.errors import DuplicateKeyError
 
 from ..errors import AliasConflictError, NotFoundError, StateError
 from ..naming import version_id
+from ..settings import settings
 from . import sink, versions
 from .family import get_family
 from .mongo import ALIASES, owned
@@ -60,6 +61,12 @@ def embed_summary(rec: versions.VersionRecord) -> dict[str, Any]:
     out = {"driver": theirs, "fn": cfg.model, "dims": cfg.dims, "version": rec.version,
            "config_fp": rec.config_fp}
     return out if theirs == cfg.driver else {**out, "reembed_driver": cfg.driver}
+
+
+def chroma_place(rec: versions.VersionRecord) -> dict[str, str]:
+    """Where a reader finds ``target``: the Chroma tenant and database of the version."""
+    s = settings()
+    return {"tenant": s.chroma_tenant, "database": sink.database_of(rec.chroma_database, s)}
 
 
 def actor() -> str:
@@ -113,7 +120,7 @@ def check_flippable(rec: versions.VersionRecord, force: bool) -> None:
 def check_collection(rec: versions.VersionRecord) -> None:
     """Readers resolve the alias to this collection: it must exist, even when forced."""
     try:
-        sink.open_collection(rec.collection)
+        sink.open_collection(rec.collection, rec.chroma_database)
     except NotFoundError:
         raise NotFoundError(
             f"version {rec.version!r} of {rec.family!r} points at Chroma collection "
@@ -160,6 +167,7 @@ def _next_doc(current: dict[str, Any] | None, rec: versions.VersionRecord, actio
              "forced": forced, "rev": rev, "caught_up": caught_up, "by": by or actor()}
     return {
         "target": rec.collection,
+        "chroma": chroma_place(rec),
         "embed": embed_summary(rec),
         "previous": cur.get("target"),
         "previous_version": cur.get("embed", {}).get("version"),

@@ -41,6 +41,18 @@ class Family(BaseModel):
     # reembed's driver name -> the name the family's own readers call it in the alias
     # (their embeddings service may call sentence-transformers "transformers").
     reader_drivers: dict[str, str] = Field(default_factory=dict)
+    # The Chroma database (of CHROMA_TENANT) its versions are built in; None: CHROMA_DATABASE.
+    chroma_database: str | None = None
+
+    @field_validator("chroma_database")
+    @classmethod
+    def _chroma_database_rule(cls, v: str | None) -> str | None:
+        from ..naming import CHROMA_NAME_RE
+
+        if v is not None and not CHROMA_NAME_RE.match(v):
+            raise ValueError(f"Chroma database name {v!r} is invalid: use 3-512 letters, "
+                             "digits, '.', '_' or '-', starting and ending with a letter or digit")
+        return v
 
     @field_validator("name")
     @classmethod

@@ -17,36 +17,65 @@ import numpy as np
 import numpy.typing as npt
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
+from chromadb.config import Settings as ChromaSettings
 
 from ..config import AnyEmbedConfig
 from ..errors import ConfigError, NotFoundError
-from ..settings import Settings, settings
+from ..settings import Settings, settings, ssl_verify
 
-_clients: dict[tuple[int, str, int], ClientAPI] = {}
-_max_batch: dict[tuple[int, str, int], int] = {}
+Place = tuple[int, str, int, str, str]  # pid, host, port, tenant, database
+_clients: dict[Place, ClientAPI] = {}
+_max_batch: dict[Place, int] = {}
 _lock = threading.Lock()
 
 
-def client(s: Settings | None = None) -> ClientAPI:
-    """This process's HTTP client to the configured Chroma server."""
+def database_of(database: str | None = None, s: Settings | None = None) -> str:
+    """The Chroma database a name means: itself, else ``CHROMA_DATABASE``."""
+    return database or (s or settings()).chroma_database
+
+
+def _place(s: Settings, database: str | None) -> Place:
+    return (os.getpid(), s.chroma_host, s.chroma_port, s.chroma_tenant, database_of(database, s))
+
+
+def client(s: Settings | None = None, database: str | None = None) -> ClientAPI:
+    """This process's HTTP client to a database (default ``CHROMA_DATABASE``) of the
+    configured tenant (``CHROMA_TENANT``) of the configured Chroma server or Cloud.
+
+    Creating one checks that the tenant and database exist (Chroma's client does).
+    """
     s = s or settings()
-    key = (os.getpid(), s.chroma_host, s.chroma_port)
+    key = _place(s, database)
     with _lock:
         if key not in _clients:
-            _clients[key] = chromadb.HttpClient(host=s.chroma_host, port=s.chroma_port,
-                                                ssl=s.chroma_ssl, headers=auth_headers(s))
+            verify = ssl_verify(s)
+            options = ChromaSettings(chroma_server_ssl_verify=verify) if verify is not True \
+                else None
+            _clients[key] = chromadb.HttpClient(
+                host=s.chroma_host, port=s.chroma_port, ssl=s.chroma_ssl,
+                headers=auth_headers(s), tenant=key[3], database=key[4], settings=options)
         return _clients[key]
 
 
 def auth_headers(s: Settings) -> dict[str, str]:
-    """``Authorization: Bearer <CHROMA_TOKEN>`` when a token is set (Chroma's token header)."""
-    return {"Authorization": f"Bearer {s.chroma_token}"} if s.chroma_token else {}
+    """What Chroma accepts as credentials: ``CHROMA_API_KEY`` as ``x-chroma-token`` (as
+    Chroma Cloud expects it); ``CHROMA_TOKEN`` as ``Authorization: Bearer``, or raw in the
+    header ``CHROMA_AUTH_TOKEN_TRANSPORT_HEADER`` names (Chroma's own server setting)."""
+    headers: dict[str, str] = {}
+    if s.chroma_token:
+        if s.chroma_token_header.lower() == "authorization":
+            headers["Authorization"] = f"Bearer {s.chroma_token}"
+        else:
+            headers[s.chroma_token_header] = s.chroma_token
+    if s.chroma_api_key:
+        headers["x-chroma-token"] = s.chroma_api_key
+    return headers
 
 
 def max_batch(s: Settings | None = None) -> int:
     """The server's maximum records per write, asked once per process."""
     s = s or settings()
-    key = (os.getpid(), s.chroma_host, s.chroma_port)
+    key = _place(s, None)
     if key not in _max_batch:
         _max_batch[key] = int(client(s).get_max_batch_size())
     return _max_batch[key]
@@ -63,9 +92,10 @@ def collection_metadata(config: AnyEmbedConfig, family: str, version: str) -> di
     }
 
 
-def create(name: str, config: AnyEmbedConfig, family: str, version: str) -> Collection:
+def create(name: str, config: AnyEmbedConfig, family: str, version: str,
+           database: str | None = None) -> Collection:
     """Create (or reopen) a version's collection; refuse one built from another config."""
-    col = client().get_or_create_collection(
+    col = client(database=database).get_or_create_collection(
         name,
         embedding_function=None,
         configuration={"hnsw": {"space": config.space}},
@@ -80,13 +110,15 @@ def create(name: str, config: AnyEmbedConfig, family: str, version: str) -> Coll
     return col
 
 
-def open_collection(name: str) -> Collection:
-    """An existing collection, or :class:`NotFoundError`."""
+def open_collection(name: str, database: str | None = None) -> Collection:
+    """An existing collection of ``database`` (default ``CHROMA_DATABASE``), or
+    :class:`NotFoundError`."""
     try:
-        return client().get_collection(name, embedding_function=None)
+        return client(database=database).get_collection(name, embedding_function=None)
     except Exception as exc:  # chromadb raises NotFoundError/ValueError by client kind
         if "does not exist" in str(exc) or "not found" in str(exc).lower():
-            raise NotFoundError(f"Chroma collection {name!r} does not exist") from exc
+            where = f" in Chroma database {database!r}" if database else ""
+            raise NotFoundError(f"Chroma collection {name!r} does not exist{where}") from exc
         raise
 
 
@@ -106,10 +138,10 @@ def delete(col: Collection, ids: list[str]) -> None:
         col.delete(ids=ids[i:i + step])
 
 
-def drop(name: str) -> bool:
+def drop(name: str, database: str | None = None) -> bool:
     """Delete a whole collection; False when it did not exist."""
     try:
-        client().delete_collection(name)
+        client(database=database).delete_collection(name)
     except Exception as exc:
         if "does not exist" in str(exc) or "not found" in str(exc).lower():
             return False

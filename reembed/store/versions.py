@@ -75,6 +75,7 @@ class VersionRecord(BaseModel):
     verify: dict[str, Any] = Field(default_factory=dict)
     last_sync: dict[str, Any] = Field(default_factory=dict)
     scan: dict[str, Any] = Field(default_factory=dict)  # see reembed.build.watermark
+    chroma_database: str | None = None  # where its collection lives; None: CHROMA_DATABASE
 
     def config(self) -> AnyEmbedConfig:
         """The version's embed config as a model."""
@@ -132,14 +133,19 @@ def find_reusable(family: str, config_fp: str) -> VersionRecord | None:
 
 
 def ensure(family: str, version: str, config: AnyEmbedConfig, collection: str,
-           queue: str) -> VersionRecord:
-    """Create the version record, or return the existing one if its config matches."""
+           queue: str, chroma_database: str | None = None) -> VersionRecord:
+    """Create the version record, or return the existing one if its config matches.
+
+    ``chroma_database`` is fixed at creation: a version's collection stays where it
+    was built, whatever ``CHROMA_DATABASE`` says later.
+    """
     vid = version_id(family, version)
     doc = {
         "_id": vid, "family": family, "version": version, "collection": collection,
         "embed": config.model_dump(mode="json"), "config_fp": config.config_fp,
         "status": BUILDING, "counts": {}, "created_at": now(), "finished_at": None,
         "checks": {}, "run_id": None, "reason": None, "queue": queue,
+        "chroma_database": chroma_database,
     }
     with contextlib.suppress(DuplicateKeyError):
         owned(VERSIONS).insert_one(doc)

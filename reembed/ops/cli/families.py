@@ -33,12 +33,16 @@ def family_group() -> None:
 @click.option("--meta", multiple=True, help="Field to carry into Chroma metadata (repeatable).")
 @click.option("--db", default=None, help="Database of the source (default REEMBED_DB).")
 @READER_DRIVER
+@click.option("--chroma-database", default=None,
+              help="Chroma database (of CHROMA_TENANT) to build its versions in (default "
+                   "CHROMA_DATABASE); versions stay where they were built.")
 @click.option("--repoint", is_flag=True,
               help="Allow pointing a family that has versions at another source collection "
                    "(the source moved; its documents are the same).")
 def family_add(name: str, collection: str, text_key: str, time_key: str | None,
                updated_key: str | None, filter_json: str | None, meta: tuple[str, ...],
-               db: str | None, reader_drivers: tuple[str, ...], repoint: bool) -> None:
+               db: str | None, reader_drivers: tuple[str, ...], chroma_database: str | None,
+               repoint: bool) -> None:
     """Register family NAME, or update it (a family with versions keeps its source unless
     --repoint)."""
     from pydantic import ValidationError
@@ -53,7 +57,7 @@ def family_add(name: str, collection: str, text_key: str, time_key: str | None,
     try:
         fam = Family(name=name, collection=collection, text_key=text_key, time_key=time_key,
                      updated_key=updated_key, filter=query, meta=meta, db=db,
-                     reader_drivers=_pairs(reader_drivers))
+                     reader_drivers=_pairs(reader_drivers), chroma_database=chroma_database)
     except ValidationError as exc:
         raise click.UsageError(exc.errors()[0]["msg"]) from None
     from ...store.source import check_filter
@@ -61,7 +65,8 @@ def family_add(name: str, collection: str, text_key: str, time_key: str | None,
     check_filter(fam)
     add_family(fam, repoint=repoint)
     click.echo(f"family {name!r}: {fam.db or 'default db'}.{collection} text={text_key} "
-               f"time={time_key} updated={updated_key} filter={query} meta={list(meta)}")
+               f"time={time_key} updated={updated_key} filter={query} meta={list(meta)}"
+               + (f" chroma_database={chroma_database}" if chroma_database else ""))
 
 
 @family_group.command("set")

@@ -61,13 +61,14 @@ def versions_cmd(family: str, as_json: bool) -> None:
 
 
 @cli.command("doctor")
-@click.option("--family", "families", multiple=True, type=FamilyName(),
+@click.option("--family", "families", multiple=True,
               help="Check only this family's models (repeatable; default every family).")
 @JSON
 def doctor_cmd(families: tuple[str, ...], as_json: bool) -> None:
     """Check every component from this host, one line each; exit 1 when one fails."""
     from .. import doctor
 
+    _known(families)
     checks = doctor.run(list(families) or None)
     if as_json:
         click.echo(render.as_json({"ok": not doctor.failed(checks),
@@ -77,3 +78,18 @@ def doctor_cmd(families: tuple[str, ...], as_json: bool) -> None:
             click.echo(c.line())
     if doctor.failed(checks):
         sys.exit(1)
+
+
+def _known(families: tuple[str, ...]) -> None:
+    """Refuse a misspelled ``--family`` as every command does, unless MongoDB cannot be
+    asked: then doctor's own check says so, which is what doctor is for."""
+    from ...errors import NotFoundError
+    from ...store.family import get_family
+
+    for name in families:
+        try:
+            get_family(name)
+        except NotFoundError:
+            raise
+        except Exception:  # MongoDB unreachable
+            return
