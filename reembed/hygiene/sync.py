@@ -18,9 +18,9 @@ from typing import Any
 from ..build import finalize, runs, watermark
 from ..build.planner import Plan
 from ..build.run_model import RoundKind, Run, RunKind, RunState
-from ..errors import StateError
-from ..store import aliases, versions
-from ..store.family import list_families
+from ..errors import ConfigError, StateError
+from ..store import aliases, source, versions
+from ..store.family import get_family, list_families
 
 
 @dataclass
@@ -52,6 +52,11 @@ def sync_family(family: str, full: bool = False) -> list[SyncReport]:
     With an ``updated_key`` the scan reads only documents stamped since the
     version's last scan (see :mod:`reembed.build.watermark`); ``full`` reads them all.
     """
+    try:
+        source.check_exists(get_family(family))
+    except ConfigError as exc:  # a dropped or renamed source is not "every document deleted"
+        return [SyncReport(family, rec.version, "skipped", note=f"{exc}; nothing was deleted")
+                for rec in targets(family)]
     return [sync_version(rec, full) for rec in targets(family)]
 
 

@@ -73,6 +73,18 @@ def test_sync_propagates_inserts_updates_and_deletes(local_stack: Any) -> None:
     assert set(status["queues"]) == {"reembed.control", "reembed.embed.cpu", "reembed.embed.gpu"}
 
 
+def test_a_sync_of_a_dropped_source_deletes_nothing(local_stack: Any) -> None:
+    fam = new_family(_docs(20))
+    build(fam.name, NAIVE, version="v1", flip="auto")
+    before = collection_state(fam.name, "v1")
+    fam.source().drop()  # renamed or dropped by someone: not "every document deleted"
+    out = json.loads(cli("sync", fam.name, "--full", "--json").stdout)
+    assert [(r["version"], r["action"]) for r in out] == [("v1", "skipped")]
+    assert "does not exist" in out[0]["note"] and "nothing was deleted" in out[0]["note"]
+    assert collection_state(fam.name, "v1") == before
+    assert ledger.counts(fam.name, "v1")[ledger.DONE] == len(before)
+
+
 def test_writes_during_a_build_are_caught_up_before_the_auto_flip(local_stack: Any,
                                                                    tmp_path: Path) -> None:
     docs = _docs(400)
