@@ -31,11 +31,14 @@ class FakeCollection:
 
 
 def test_sentence_transformers_queries_may_run_on_onnx_with_the_same_fingerprint() -> None:
-    config = SentenceTransformersConfig(model=MINILM, batch_size=16, query_prefix="q: ")
+    config = SentenceTransformersConfig(model=MINILM, batch_size=64, query_prefix="q: ")
     faster = registry.faster_runtime(config)
     assert isinstance(faster, OnnxConfig)
     assert faster.config_fp == config.config_fp
-    assert (faster.batch_size, faster.query_prefix, faster.device) == (16, "q: ", "cpu")
+    assert (faster.query_prefix, faster.device) == ("q: ", "cpu")
+    assert faster.batch_size == registry.FEW_TEXTS_BATCH  # few texts: small calls win on CPU
+    small = SentenceTransformersConfig(model=MINILM, batch_size=4)
+    assert getattr(registry.faster_runtime(small), "batch_size", None) == 4
 
 
 def test_no_faster_runtime_without_onnxruntime_or_for_other_drivers(
