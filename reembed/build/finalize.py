@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import AliasConflictError, StateError
-from ..store import aliases, ledger, versions
+from ..settings import tuning
+from ..store import aliases, golden, ledger, sink, versions
 from . import catchup, checks, runs
-from .run_model import FlipAction, FlipError, FlipErrorKind, Run, RunState
+from .run_model import FlipAction, FlipError, FlipErrorKind, Run, RunKind, RunState
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,9 @@ def _decide(rec: versions.VersionRecord, run: Run) -> Outcome:
     vid, run_id = rec.id, run.id
     counts = ledger.counts(rec.family, rec.version)
     started = time.monotonic()
-    results = checks.run_checks(rec, counts, full=run.flip is not None or run.kind.full_checks,
-                                recent=checks.recent_ids(rec, run))
+    results = _unchanged(rec, run, counts) or checks.run_checks(
+        rec, counts, full=run.flip is not None or run.kind.full_checks,
+        recent=checks.recent_ids(rec, run))
     passed = all(c["passed"] for c in results.values())
     status = versions.READY if passed else versions.FAILED
     reason = None if passed else "; ".join(checks.failures(results))
@@ -87,6 +89,35 @@ def _decide(rec: versions.VersionRecord, run: Run) -> Outcome:
     message = done.flip_error.message if done.flip_error else None
     return Outcome(vid, status, counts.as_dict(), reason or message, done.flipped,
                    caught_up=done.caught_up)
+
+
+def _unchanged(rec: versions.VersionRecord, run: Run, counts: ledger.Counts
+               ) -> dict[str, Any] | None:
+    """The version's recorded checks, when a build run changed nothing they looked at.
+
+    A re-run of a config that finds nothing to embed or forget leaves the
+    collection as the last checks saw it; checking it again only costs time (a
+    no-op re-run was mostly its checks). Kept only when they all passed (the last
+    decision was ready; a run marks its version building meanwhile), the ledger
+    counts are the recorded ones, the golden set is the same size and the error
+    threshold the same; ``reembed check`` always runs them again.
+    """
+    if (run.kind != RunKind.BUILD or run.queued_chunks or any(r.batches for r in
+            run.rounds.values()) or not rec.checks or counts.as_dict() != rec.counts):
+        return None
+    if not all(c.get("passed") for c in rec.checks.values()):
+        return None
+    complete = rec.checks.get("completeness") or {}
+    if complete.get("threshold") != (tuning().max_error_ratio or 0.0):
+        return None
+    golden_now = len(golden.for_family(rec.family))
+    if (golden_now > 0) != ("golden" in rec.checks) or (
+            golden_now and f"over {golden_now} golden" not in rec.checks["golden"]["detail"]):
+        return None
+    if sink.open_collection(rec.collection, rec.chroma_database).count() != \
+            counts[ledger.DONE]:  # someone deleted vectors behind the ledger's back
+        return None
+    return {name: {**c, "kept": True} for name, c in rec.checks.items()}
 
 
 def _flip_once(run: Run) -> Run:

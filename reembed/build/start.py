@@ -19,6 +19,7 @@ from ..clock import short
 from ..config import AnyEmbedConfig, config_from_options, parse_config
 from ..embedders import declared_dims, get_embedder
 from ..embedders.base import ProbedEmbedder
+from ..embedders.queries import query_embedder
 from ..embedders.registry import driver
 from ..errors import ConfigError, DimsMismatchError, NotFoundError, StateError
 from ..naming import check_label, collection_name, generate_label, version_id
@@ -94,9 +95,16 @@ def check_startable(target: Target, force: bool = False) -> None:
                          f" follow it with `reembed status {rec.family}` or pass --force")
 
 
-def probe_dims(config: AnyEmbedConfig) -> int:
-    """Embed one text with the real model and compare its size with the config."""
-    dims = int(get_embedder(config).embed([ProbedEmbedder.PROBE_TEXT]).shape[1])
+def probe_dims(config: AnyEmbedConfig, collection: Any = None) -> int:
+    """Embed one text with the real model and compare its size with the config.
+
+    When the version's collection already holds vectors, the model may answer through
+    a faster runtime that reproduces them (:func:`query_embedder`): a re-run with
+    nothing to embed then loads no torch in the control worker.
+    """
+    embedder = (query_embedder(config, collection) if collection is not None
+                and collection.count() else get_embedder(config))
+    dims = int(embedder.embed([ProbedEmbedder.PROBE_TEXT]).shape[1])
     if config.dims is not None and dims != config.dims:
         raise DimsMismatchError(
             f"model {config.model!r} produces {dims}-dim vectors but the config says "
@@ -157,8 +165,8 @@ def start_run(spec: RunSpec, run_id: str) -> Started:
                      route=where.as_dict(), batch_chunks=spec.batch_chunks, force=spec.force,
                      embed=config)
     runs.record(run, ledger_reset=_forget_lost_vectors(rec))
-    sink.create(rec.collection, config, rec.family, rec.version, rec.chroma_database)
-    probe_dims(config)
+    probe_dims(config, sink.create(rec.collection, config, rec.family, rec.version,
+                                   rec.chroma_database))
     plan = runs.plan_round(run, RoundKind.PLAN, caught_up=spec.kind == RunKind.CATCH_UP)
     versions.set_fields(rec.id, scan=watermark.after_scan(rec.scan, plan.watermark, full=True))
     if not plan.batches:

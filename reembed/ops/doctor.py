@@ -216,9 +216,11 @@ def check_workers(s: Settings,
     one per embedding worker: its thread layout (a second ask, of those workers only)."""
     from celery import Celery
 
+    from ..worker import bus
+
     app = Celery(broker=s.broker_url)
     try:
-        expected = bound_workers(app)
+        expected = bus.bound_workers(app)
         replies = app.control.inspect(timeout=INSPECT_TIMEOUT_S,
                                       limit=len(expected) or None).active_queues() or {}
         kinds = embedding_workers(replies)
@@ -230,27 +232,6 @@ def check_workers(s: Settings,
         app.close()
     return ([queue_check(q, consumers(replies, q), gpu_demand) for q in queues.ALL]
             + layout_checks(kinds, confs))
-
-
-def bound_workers(app: Any) -> set[str]:
-    """Names of the workers whose control queue the broker routes broadcasts to now.
-
-    A broadcast cannot know how many workers will answer, so without a count it
-    waits out its whole timeout even when every worker answered in milliseconds.
-    The broker's table of the control exchange names every worker that listens
-    (the Redis transport keeps it as a set; a worker that stops unbinds itself),
-    so the ask ends as soon as those answered. A worker killed without unbinding
-    stays listed, and the ask then waits its timeout as before. Empty when the
-    transport keeps no such table: the ask waits its timeout.
-    """
-    exchange = f"{app.control.mailbox.namespace}.pidbox"
-    suffix = f".{exchange}"
-    try:
-        with app.connection_for_read() as conn:
-            table = conn.default_channel.get_table(exchange)
-    except Exception:  # another transport, or the broker is gone: no count to wait for
-        return set()
-    return {queue.removesuffix(suffix) for *_, queue in table if queue.endswith(suffix)}
 
 
 def consumers(replies: dict[str, list[dict[str, Any]]], queue: str) -> list[str]:

@@ -22,7 +22,7 @@ from .progress import Snapshot, rate, run_processed, snapshot
 
 
 def wait(run_id: str, result: AsyncResult | None = None, timeout: float = 0,
-         stream: TextIO | None = None, poll: float = 1.0) -> Snapshot | str:
+         stream: TextIO | None = None, poll: float = 0.25) -> Snapshot | str:
     """Follow run ``run_id`` until it ends; its final snapshot, or why waiting stopped.
 
     ``result`` is the task that starts the run: if it fails before the run has a

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import chromadb
 import numpy as np
 import numpy.typing as npt
-from chromadb.api import ClientAPI
-from chromadb.api.models.Collection import Collection
-from chromadb.config import Settings as ChromaSettings
 
 from ..config import AnyEmbedConfig
 from ..errors import ConfigError, NotFoundError
 from ..settings import Settings, settings, ssl_verify
+
+if TYPE_CHECKING:  # chromadb takes half a second to import: only where a client is made
+    from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
 
 Place = tuple[int, str, int, str, str]  # pid, host, port, tenant, database
 _clients: dict[Place, ClientAPI] = {}
@@ -48,6 +48,9 @@ def client(s: Settings | None = None, database: str | None = None) -> ClientAPI:
     key = _place(s, database)
     with _lock:
         if key not in _clients:
+            import chromadb
+            from chromadb.config import Settings as ChromaSettings
+
             verify = ssl_verify(s)
             options = ChromaSettings(chroma_server_ssl_verify=verify) if verify is not True \
                 else None

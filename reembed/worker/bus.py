@@ -159,13 +159,37 @@ def answering(timeout: float = INSPECT_TIMEOUT_S) -> set[str] | None:
     """
     for attempt in (1, 2):
         try:
+            limit = len(bound_workers()) or None  # stop when every listening one answered
             with app().connection_for_write() as conn:
-                replies = app().control.ping(timeout=timeout, connection=conn) or []
+                replies = app().control.ping(timeout=timeout, connection=conn,
+                                             limit=limit) or []
         except Exception as exc:  # no broker: nobody can be asked
             log.warning("ping %d of 2 failed: %s: %s", attempt, type(exc).__name__, exc)
             continue
         return {name for reply in replies for name in reply}
     return None
+
+
+def bound_workers(app_: Celery | None = None) -> set[str]:
+    """Names of the workers whose control queue the broker routes broadcasts to now.
+
+    A broadcast cannot know how many workers will answer, so without a count it
+    waits out its whole timeout even when every worker answered in milliseconds.
+    The broker's table of the control exchange names every worker that listens
+    (the Redis transport keeps it as a set; a worker that stops unbinds itself),
+    so the ask ends as soon as those answered. A worker killed without unbinding
+    stays listed, and the ask then waits its timeout as before. Empty when the
+    transport keeps no such table: the ask waits its timeout.
+    """
+    app_ = app_ or app()
+    exchange = f"{app_.control.mailbox.namespace}.pidbox"
+    suffix = f".{exchange}"
+    try:
+        with app_.connection_for_read() as conn:
+            table = conn.default_channel.get_table(exchange)
+    except Exception:  # another transport, or the broker is gone: no count to wait for
+        return set()
+    return {queue.removesuffix(suffix) for *_, queue in table if queue.endswith(suffix)}
 
 
 def consumers_of(queues: tuple[str, ...], timeout: float = INSPECT_TIMEOUT_S
@@ -174,8 +198,10 @@ def consumers_of(queues: tuple[str, ...], timeout: float = INSPECT_TIMEOUT_S
     could not be asked). A worker busy in a solo pool cannot answer: an empty list means
     nobody answered for that queue, not that nobody exists."""
     try:
+        limit = len(bound_workers()) or None  # stop when every listening worker answered
         with app().connection_for_write() as conn:
-            answers = app().control.inspect(timeout=timeout, connection=conn).active_queues()
+            answers = app().control.inspect(timeout=timeout, connection=conn,
+                                            limit=limit).active_queues()
     except Exception as exc:  # no broker: nobody can be asked
         log.warning("active_queues failed: %s: %s", type(exc).__name__, exc)
         return None

@@ -205,3 +205,27 @@ def test_doctor_still_says_everything_with_bounded_asks(local_stack: Any) -> Non
     assert {"workers reembed.control", "workers reembed.embed.cpu",
             "workers reembed.embed.gpu"} <= names
     assert any(n.startswith("threads ") for n in names)
+
+
+def test_a_rerun_that_changes_nothing_keeps_the_checks_and_a_change_runs_them(
+        local_stack: Any) -> None:
+    fam = new_family([{"_id": f"k{i}", "text": f"kept note {i} about otters"} for i in range(12)])
+    args = ("run", fam.name, "--driver", "naive", "--version", "k1", "--wait")
+    cli(*args)
+
+    def checks() -> dict[str, Any]:
+        (row,) = json.loads(cli("versions", fam.name, "--json").stdout)
+        return dict(row["checks"])
+
+    first = checks()
+    assert first and not any(c.get("kept") for c in first.values())
+    cli(*args)  # nothing to embed or forget: the collection is as the checks saw it
+    kept = checks()
+    assert set(kept) == set(first) and all(c.get("kept") for c in kept.values()), kept
+    cli("golden", "add", fam.name, "kept note 1 about otters", "k1")  # the gate asks more
+    cli(*args)
+    again = checks()
+    assert "golden" in again and not any(c.get("kept") for c in again.values()), again
+    fam.source().insert_one({"_id": "k99", "text": "a new note about rivers"})
+    cli(*args)
+    assert not any(c.get("kept") for c in checks().values())
