@@ -59,11 +59,23 @@ def place(local_stack: stack.Stack, tmp_path_factory: pytest.TempPathFactory
                "CHROMA_SERVER_SSL_VERIFY": cert, "CHROMA_API_KEY": KEY, "CHROMA_TENANT": tenant,
                "CHROMA_DATABASE": "vectors_main"}
         stack.start_workers(local_stack, [], extra_env=env, names=WORKERS)
+        made: list[str] = []
         try:
             yield {"chroma": chroma, "tenant": tenant, "env": env, "proxy": proxy,
-                   "cert": cert}
+                   "cert": cert, "families": made}
         finally:
             stack.stop_workers(local_stack, list(WORKERS))
+            _forget(made)
+
+
+def _forget(families: list[str]) -> None:
+    """Unregister this module's families: their tenant is unknown to the session's config,
+    so doctor (rightly) fails on a family database it cannot find there."""
+    from reembed.store.mongo import ALIASES, FAMILIES, VERSIONS, owned
+
+    owned(FAMILIES).delete_many({"_id": {"$in": families}})
+    owned(ALIASES).delete_many({"_id": {"$in": families}})
+    owned(VERSIONS).delete_many({"family": {"$in": families}})
 
 
 def _cli(place: dict[str, Any], *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
@@ -84,6 +96,7 @@ def test_build_flip_query_and_gc_in_a_tenant_database_behind_a_key(place: dict[s
     chroma, tenant = place["chroma"], place["tenant"]
     default_before = _collections(chroma, "default_tenant", "default_database")
     fam = new_family(_docs(40))
+    place["families"].append(fam.name)
     for label in ("v1", "v2", "v3"):
         _cli(place, "run", fam.name, "--driver", "naive", "--version", label,
              "--set", f"dims={16 + int(label[1])}", "--wait")
@@ -96,6 +109,7 @@ def test_build_flip_query_and_gc_in_a_tenant_database_behind_a_key(place: dict[s
                               "--grace", "0", "--json").stdout)
     assert dropped["drop"] == ["v1"], dropped
     side = new_family(_docs(10), chroma_database="vectors_side")
+    place["families"].append(side.name)
     _cli(place, "run", side.name, "--driver", "naive", "--version", "s1", "--flip", "auto",
          "--wait")
 
