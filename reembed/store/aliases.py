@@ -10,6 +10,8 @@ the other, but neither can overwrite the other unseen.
 from __future__ import annotations
 
 import os
+import random
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -141,13 +143,17 @@ def flip(family: str, version: str, *, force: bool = False, action: str = "flip"
     rec = versions.get(version_id(family, version))
     check_flippable(rec, force)
     check_collection(rec)
-    for _ in range(attempts):
+    fixed = {"target": rec.collection, "chroma": chroma_place(rec), "embed": embed_summary(rec)}
+    who = by or actor()  # computed once: a retry only re-reads the alias
+    for attempt in range(attempts):
+        if attempt:  # jittered backoff: concurrent flippers stop colliding in lockstep
+            time.sleep(random.uniform(0, min(0.2, 0.005 * 2 ** attempt)))
         current = get(family)
         rev = (current or {}).get("rev", 0)
         if expected_rev is not None and rev != expected_rev:
             raise AliasConflictError(
                 f"alias {family!r} is at rev {rev}, not {expected_rev}: someone flipped it")
-        new = _next_doc(current, rec, action, force, rev + 1, caught_up, by)
+        new = _next_doc(current, rec, fixed, action, force, rev + 1, caught_up, who)
         if _compare_and_set(family, current, new):
             sync_statuses(family)
             return FlipResult(family, new["previous"], new["target"], version, rev + 1, force,
@@ -157,18 +163,16 @@ def flip(family: str, version: str, *, force: bool = False, action: str = "flip"
     raise AliasConflictError(f"alias {family!r} kept changing; gave up after {attempts} tries")
 
 
-def _next_doc(current: dict[str, Any] | None, rec: versions.VersionRecord, action: str,
-              forced: bool, rev: int, caught_up: int | None, by: str | None = None
-              ) -> dict[str, Any]:
+def _next_doc(current: dict[str, Any] | None, rec: versions.VersionRecord,
+              fixed: dict[str, Any], action: str, forced: bool, rev: int,
+              caught_up: int | None, by: str) -> dict[str, Any]:
     now = datetime.now(UTC)
     cur = current or {}
     entry = {"at": now, "action": action, "from": cur.get("target"), "to": rec.collection,
              "version": rec.version, "from_version": cur.get("embed", {}).get("version"),
-             "forced": forced, "rev": rev, "caught_up": caught_up, "by": by or actor()}
+             "forced": forced, "rev": rev, "caught_up": caught_up, "by": by}
     return {
-        "target": rec.collection,
-        "chroma": chroma_place(rec),
-        "embed": embed_summary(rec),
+        **fixed,
         "previous": cur.get("target"),
         "previous_version": cur.get("embed", {}).get("version"),
         "history": [*cur.get("history", []), entry][-HISTORY_LIMIT:],
