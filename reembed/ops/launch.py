@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 ACCEPT_WAIT_S = 15.0  # how long `run` without --wait waits for the control worker's answer
 BROADCAST_S = 1.0  # workers on a healthy broker answer in milliseconds
+PLAN_GRACE_S = 3.0  # after a run took its version, how long to wait for its plan
 
 
 def embedding_queues(target: Target, choice: str | None) -> tuple[str, ...]:
@@ -76,15 +77,27 @@ class Answer:
 
 def await_answer(run_id: str, result: AsyncResult, timeout: float = ACCEPT_WAIT_S,
                  poll: float = 0.25) -> Answer:
-    """Wait until run ``run_id`` is planned, refused or failed, or ``timeout`` passes."""
+    """Wait until run ``run_id`` is planned, refused or failed, or ``timeout`` passes.
+
+    A run that took its version is accepted: it is given :data:`PLAN_GRACE_S` more to
+    finish planning (so the answer can say what it queued), and none once its first
+    batches are out (a streamed build embeds while it still plans).
+    """
     from ..build import runs
 
     deadline = time.monotonic() + timeout
     run: Run | None = None
+    taken = False
     while True:
         run = runs.find(run_id)
         if run is not None and run.state != RunState.PLANNING:
             return _answer(run)
+        if run is not None and run.queued_chunks:
+            return Answer(0, f"accepted: run {run.id} of version {run.version!r} is planning "
+                             f"and embedding ({run.queued_chunks} chunks queued so far); "
+                             f"follow it with `reembed status {run.family}`", run)
+        if run is not None and not taken:
+            taken, deadline = True, min(deadline, time.monotonic() + PLAN_GRACE_S)
         if run is None and result.failed():
             return Answer(2, f"the run was refused: {type(result.result).__name__}: "
                              f"{result.result}")
