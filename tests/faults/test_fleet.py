@@ -51,6 +51,7 @@ from reembed.store import ledger, sink, versions
 from reembed.store.family import Family
 from reembed.worker import bus
 from tests.integration.conftest import cli, new_family, run_of, wait_until
+from tests.support.budget import worst_excess
 from tests.support.fake_ollama import FakeOllama, Request
 
 from .conftest import check_end_state, kill_worker, report, source_hash, wait_settled
@@ -238,23 +239,12 @@ def assert_within_budget(fake: FakeOllama, b: Build) -> list[Request]:
     quality gate) alike: no window holds more than the budget allows plus its burst."""
     log = sorted((r for r in fake.requests(EMBED) if r.model == b.model), key=lambda r: r.t)
     for rate, weight in ((TEXTS_PER_S, lambda r: r.texts), (REQUESTS_PER_S, lambda r: 1)):
-        excess = worst_excess(log, rate, burst=max(1.0, rate), weight=weight)
+        excess = worst_excess(log, rate, burst=max(1.0, rate), weight=weight, slack_s=SLACK_S)
         assert excess <= 0, f"the fleet exceeded {rate:g}/s by {excess:g} in some window"
     texts = sum(r.texts for r in log)
     # the budget binds: the texts past the first burst take at least their share of time
     assert log[-1].t - log[0].t >= (texts - TEXTS_PER_S) / TEXTS_PER_S - SLACK_S
     return log
-
-
-def worst_excess(log: list[Request], rate: float, burst: float, weight: Any) -> float:
-    """The most that any window of the log holds beyond ``rate x (window + slack) + burst``."""
-    worst = 0.0
-    for i, first in enumerate(log):
-        total = 0.0
-        for last in log[i:]:
-            total += weight(last)
-            worst = max(worst, total - (rate * (last.t - first.t + SLACK_S) + burst))
-    return worst
 
 
 def shortened(st: stack.Stack, names: tuple[str, ...]) -> dict[str, set[str]]:

@@ -17,6 +17,7 @@ import pytest
 
 from reembed.embedders.ollama import EMBED
 from reembed.store import ledger, sink
+from tests.support.budget import worst_excess
 from tests.support.fake_ollama import FakeOllama, Request, expected_vectors
 
 from .conftest import build, new_family
@@ -65,23 +66,12 @@ def _run_fleet(fake: FakeOllama, model: str, procs: int, rounds: int, batch: int
     return sorted(log, key=lambda r: r.t)
 
 
-def _worst_excess(log: list[Request], rate: float, burst: float, weight: Any) -> float:
-    """The most that any window of the log holds beyond ``rate x window + burst``."""
-    worst = 0.0
-    for i, first in enumerate(log):
-        total = 0.0
-        for last in log[i:]:
-            total += weight(last)
-            worst = max(worst, total - (rate * (last.t - first.t + SLACK_S) + burst))
-    return worst
-
-
 def test_processes_share_one_texts_budget(fake: FakeOllama) -> None:
     model = _model(fake)
     log = _run_fleet(fake, model, procs=3, rounds=8, batch=5, texts_per_s=RATE)
     total = sum(r.texts for r in log)
     assert total == 120
-    assert _worst_excess(log, RATE, burst=RATE, weight=lambda r: r.texts) <= 0
+    assert worst_excess(log, RATE, burst=RATE, weight=lambda r: r.texts, slack_s=SLACK_S) <= 0
     # the budget binds: the texts past the first burst take at least their share of time
     assert log[-1].t - log[0].t >= (total - RATE) / RATE - SLACK_S
 
@@ -89,7 +79,7 @@ def test_processes_share_one_texts_budget(fake: FakeOllama) -> None:
 def test_processes_share_one_requests_budget(fake: FakeOllama) -> None:
     model = _model(fake)
     log = _run_fleet(fake, model, procs=2, rounds=6, batch=2, requests_per_s=4.0)
-    assert _worst_excess(log, 4.0, burst=4.0, weight=lambda r: 1) <= 0
+    assert worst_excess(log, 4.0, burst=4.0, weight=lambda r: 1, slack_s=SLACK_S) <= 0
     assert log[-1].t - log[0].t >= (len(log) - 4) / 4.0 - SLACK_S
 
 

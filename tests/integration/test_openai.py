@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import multiprocessing
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
 from reembed.store import ledger, sink
+from tests.support.budget import worst_excess
 from tests.support.fake_openai import FakeOpenAI, Request, expected_vectors
 
 from .conftest import build, new_family
@@ -125,33 +126,21 @@ def _run_fleet(fake: FakeOpenAI, procs: int, rounds: int, batch: int,
     return sorted(log, key=lambda r: r.t)
 
 
-def _worst_excess(log: list[Request], rate: float, burst: float,
-                  weight: Callable[[Request], float]) -> float:
-    """The most that any window of the log holds beyond ``rate x window + burst``."""
-    worst = -float("inf")
-    for i, first in enumerate(log):
-        total = 0.0
-        for last in log[i:]:
-            total += weight(last)
-            worst = max(worst, total - (rate * (last.t - first.t + SLACK_S) + burst))
-    return worst
-
-
 def test_three_processes_share_one_tokens_per_minute_budget(fake: FakeOpenAI) -> None:
     rate = TPM / 60
     budgeted = _run_fleet(fake, procs=3, rounds=6, batch=4, tokens_per_minute=TPM)
     total = sum(r.tokens for r in budgeted)
     assert total > 3 * rate  # enough load for the budget to bind
-    assert _worst_excess(budgeted, rate, burst=rate, weight=lambda r: r.tokens) <= 0
+    assert worst_excess(budgeted, rate, burst=rate, weight=lambda r: r.tokens, slack_s=SLACK_S) <= 0
     assert budgeted[-1].t - budgeted[0].t >= (total - rate) / rate - SLACK_S
     # the same fleet without the budget goes well past it: the check above can fail
     free = _run_fleet(fake, procs=3, rounds=6, batch=4)
     assert sum(r.tokens for r in free) == total
-    assert _worst_excess(free, rate, burst=rate, weight=lambda r: r.tokens) > rate
+    assert worst_excess(free, rate, burst=rate, weight=lambda r: r.tokens, slack_s=SLACK_S) > rate
 
 
 def test_processes_share_one_requests_per_minute_budget(fake: FakeOpenAI) -> None:
     log = _run_fleet(fake, procs=2, rounds=6, batch=2, requests_per_minute=RPM)
     rate = RPM / 60
-    assert _worst_excess(log, rate, burst=rate, weight=lambda r: 1) <= 0
+    assert worst_excess(log, rate, burst=rate, weight=lambda r: 1, slack_s=SLACK_S) <= 0
     assert log[-1].t - log[0].t >= (len(log) - rate) / rate - SLACK_S
