@@ -29,7 +29,7 @@ from ..embedders.queries import query_embedder
 from ..errors import NotFoundError, TransientError, classify
 from ..naming import chroma_id
 from ..settings import tuning
-from ..store import aliases, golden, ledger, sink, versions
+from ..store import aliases, chroma_http, golden, ledger, versions
 from . import runs
 from .run_model import Run
 from .vectors import EPS, K, Records, Tally, records, scan, unfound_by_own_vector
@@ -115,7 +115,7 @@ class Asked:
         missing = [t for t in dict.fromkeys(texts) if (rec.id, t) not in self._hits]
         if not missing:
             return
-        col = sink.open_collection(rec.collection, rec.chroma_database)
+        col = chroma_http.open_reader(rec.collection, rec.chroma_database)
         new = [t for t in missing if (rec.config_fp, t) not in self._vectors]
         if new:
             self._vectors.update(zip([(rec.config_fp, t) for t in new],
@@ -274,7 +274,7 @@ def run_checks(rec: versions.VersionRecord, counts: ledger.Counts, full: bool = 
                recent: list[str] | None = None) -> dict[str, Check]:
     """Every enabled check of ``rec``; ``full=False`` checks completeness and ``recent``
     (the Chroma ids a run wrote last) only (syncs)."""
-    col = sink.open_collection(rec.collection, rec.chroma_database)
+    col = chroma_http.open_reader(rec.collection, rec.chroma_database)
     stored = col.count()
     out: dict[str, Check] = {
         "completeness": completeness(counts, stored, tuning().max_error_ratio or 0.0)}
@@ -333,7 +333,7 @@ def adopted_checks(rec: versions.VersionRecord) -> dict[str, Check]:
     """What can be checked of a collection reembed did not build (it has no ledger):
     its count, the shape of its vectors, that it finds its own records, and, when
     reembed runs its embedder, that a sample finds itself by its own text."""
-    col = sink.open_collection(rec.collection, rec.chroma_database)
+    col = chroma_http.open_reader(rec.collection, rec.chroma_database)
     n, recorded = col.count(), int(rec.counts.get("done", 0))
     out: dict[str, Check] = {"count": _result(
         n > 0, float(n), None, f"{n} vectors ({recorded} when adopted)" if n

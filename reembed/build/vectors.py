@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..store import sink
+from ..store import chroma_http
 
 NORM_TOLERANCE = 1e-3
 K = 10
@@ -33,7 +33,7 @@ Records = dict[str, list[Any]]
 
 def sample_vectors(collection: str, n: int, database: str | None = None) -> np.ndarray:
     """Up to ``n`` stored vectors from a random offset of the collection."""
-    col = sink.open_collection(collection, database)
+    col = chroma_http.open_reader(collection, database)
     total = col.count()
     if not total:
         return np.zeros((0, 0), dtype=np.float32)

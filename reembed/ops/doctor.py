@@ -12,6 +12,7 @@ found down is skipped and says so. Every URI printed has its password redacted.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -62,22 +63,31 @@ def _redacted(check: Check) -> Check:
 
 
 def run(families: list[str] | None = None) -> list[Check]:
-    """Every check, in dependency order; ``families`` limits the model checks to those."""
+    """Every check, in dependency order; ``families`` limits the model checks to those.
+
+    Checks of independent components run at once (each waits on its own service),
+    so doctor takes about as long as its slowest check, not their sum.
+    """
     s = settings()
-    broker = check_redis("broker", s.broker_url, "CELERY_BROKER_URL")
-    mongo = check_mongo(s)
-    mongo_up = mongo.status == OK
-    out = [broker, check_backend(s, broker), mongo,
-           check_chroma(s, _family_databases() if mongo_up else ())]
-    if broker.status == OK:
-        out += check_workers(s, gpu_waiting if mongo_up else None)
-    else:
-        out.append(Check("workers", SKIP, "the broker is down: no worker can be asked"))
-    if mongo_up:
-        out += [check_beat(), check_leases(), *check_models(families)]
-    else:
-        out.append(Check("beat, models", SKIP, "MongoDB is down: nothing to read them from"))
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="doctor") as pool:
+        broker_asked = pool.submit(check_redis, "broker", s.broker_url, "CELERY_BROKER_URL")
+        mongo = check_mongo(s)
+        mongo_up = mongo.status == OK
+        chroma = pool.submit(lambda: check_chroma(s, _family_databases() if mongo_up else ()))
+        later = pool.submit(_mongo_checks, families) if mongo_up else None
+        broker = broker_asked.result()
+        workers = pool.submit(check_workers, s, gpu_waiting if mongo_up else None) \
+            if broker.status == OK else None
+        out = [broker, check_backend(s, broker), mongo, chroma.result()]
+        out += workers.result() if workers else [
+            Check("workers", SKIP, "the broker is down: no worker can be asked")]
+        out += later.result() if later else [
+            Check("beat, models", SKIP, "MongoDB is down: nothing to read them from")]
     return [_redacted(c) for c in out]
+
+
+def _mongo_checks(families: list[str] | None) -> list[Check]:
+    return [check_beat(), check_leases(), *check_models(families)]
 
 
 def _short(exc: BaseException) -> str:

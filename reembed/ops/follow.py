@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 from celery.result import AsyncResult
@@ -21,14 +22,20 @@ from ..worker import bus
 from .progress import Snapshot, rate, run_processed, snapshot
 
 
+FIRST_POLL_S = 0.05  # a run with nothing to embed ends within a few of these
+
+
 def wait(run_id: str, result: AsyncResult | None = None, timeout: float = 0,
          stream: TextIO | None = None, poll: float = 0.25) -> Snapshot | str:
     """Follow run ``run_id`` until it ends; its final snapshot, or why waiting stopped.
 
     ``result`` is the task that starts the run: if it fails before the run has a
-    record (a bad label, an unknown family), its error is the answer.
+    record (a bad label, an unknown family), its error is the answer. Looks start
+    :data:`FIRST_POLL_S` apart and widen to ``poll``, so a run that finds nothing
+    to do is seen ending at once and a long one is not read more often than that.
     """
     view = _view(stream)
+    pauses = _pauses(poll)
     deadline = time.monotonic() + timeout if timeout else None
     family: str | None = None
     try:
@@ -41,7 +48,7 @@ def wait(run_id: str, result: AsyncResult | None = None, timeout: float = 0,
                     return snap
             elif result is not None and result.failed():
                 return f"{type(result.result).__name__}: {result.result}"
-            time.sleep(poll)
+            time.sleep(next(pauses))
     except KeyboardInterrupt:
         where = f"reembed status {family}" if family else "reembed status"
         raise Interrupted(f"stopped following; the build goes on: `{where}`") from None
@@ -49,6 +56,13 @@ def wait(run_id: str, result: AsyncResult | None = None, timeout: float = 0,
         view.close()
         bus.release(result)
     return f"gave up waiting after {timeout:.0f}s; the build goes on (see `reembed status`)"
+
+
+def _pauses(poll: float) -> Iterator[float]:
+    pause = min(FIRST_POLL_S, poll)
+    while True:
+        yield pause
+        pause = min(poll, pause * 1.5)
 
 
 def describe(snap: Snapshot, pace: Pace | None = None) -> dict[str, Any]:

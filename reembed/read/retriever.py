@@ -31,10 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import chromadb.errors
 import numpy as np
 from bson import ObjectId
-from chromadb.api.models.Collection import Collection
 
 from ..config import AnyEmbedConfig
 from ..embedders import Embedder, Vectors
@@ -42,7 +40,8 @@ from ..embedders.base import embed_queries
 from ..embedders.queries import query_embedder
 from ..errors import ConfigError, DimsMismatchError, NotFoundError, classify
 from ..naming import version_id
-from ..store import aliases, ledger, sink, versions
+from ..store import aliases, chroma_http, ledger, versions
+from ..store.chroma_http import Reader
 from ..store.family import Family, get_family
 from ..store.source import Doc, source_id
 from .times import entry_time
@@ -76,7 +75,7 @@ class _Binding:
     record: versions.VersionRecord
     config: AnyEmbedConfig
     embedder: Embedder
-    collection: Collection
+    collection: Reader
     dims: int | None
     expires: float
 
@@ -170,7 +169,7 @@ class Retriever:
         config = record.config()
         if self._embedder is None:
             record.check_can_embed()
-        collection = sink.open_collection(record.collection, record.chroma_database)
+        collection = chroma_http.open_reader(record.collection, record.chroma_database)
         check_config_fp(record, collection)
         dims = expected_dims(record, config, collection)
         embedder = self._embedder or query_embedder(config, collection)
@@ -188,7 +187,7 @@ class Retriever:
         return str(label)
 
 
-def check_config_fp(record: versions.VersionRecord, collection: Collection) -> None:
+def check_config_fp(record: versions.VersionRecord, collection: Reader) -> None:
     """Refuse a collection whose recorded config differs from the version record's.
 
     reembed stamps ``config_fp`` on every collection it creates; adopted
@@ -204,7 +203,7 @@ def check_config_fp(record: versions.VersionRecord, collection: Collection) -> N
 
 
 def expected_dims(record: versions.VersionRecord, config: AnyEmbedConfig,
-                  collection: Collection) -> int | None:
+                  collection: Reader) -> int | None:
     """The size of the vectors in the collection: its own ``dims`` stamp, else the config's."""
     stamped = _positive_int((collection.metadata or {}).get("dims"))
     if stamped and config.dims and stamped != config.dims:
@@ -292,7 +291,7 @@ def _search_error(rec: versions.VersionRecord, vectors: Vectors,
                   exc: Exception) -> BaseException:
     """A Chroma query error as reembed's: a gone collection, a dims mismatch, an outage."""
     text = str(exc)
-    if isinstance(exc, chromadb.errors.NotFoundError) or "does not exist" in text:
+    if isinstance(exc, NotFoundError) or "does not exist" in text:
         return NotFoundError(f"Chroma collection {rec.collection!r} of version {rec.version!r} "
                              f"of {rec.family!r} is gone: {text}")
     if "dimension" in text.lower():

@@ -22,7 +22,7 @@ from pymongo.errors import DuplicateKeyError
 from ..errors import AliasConflictError, NotFoundError, StateError
 from ..naming import version_id
 from ..settings import settings
-from . import sink, versions
+from . import chroma_http, sink, versions
 from .family import get_family
 from .mongo import ALIASES, owned
 
@@ -122,7 +122,7 @@ def check_flippable(rec: versions.VersionRecord, force: bool) -> None:
 def check_collection(rec: versions.VersionRecord) -> None:
     """Readers resolve the alias to this collection: it must exist, even when forced."""
     try:
-        sink.open_collection(rec.collection, rec.chroma_database)
+        chroma_http.open_reader(rec.collection, rec.chroma_database)
     except NotFoundError:
         raise NotFoundError(
             f"version {rec.version!r} of {rec.family!r} points at Chroma collection "

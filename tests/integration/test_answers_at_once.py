@@ -2,7 +2,8 @@
 
 * ``reembed query`` on a sentence-transformers (MiniLM) version embeds the query
   with onnxruntime when it reproduces the stored vectors, and never imports
-  torch (its import alone took 5 of the 11 seconds a query took);
+  torch (its import alone took 5 of the 11 seconds a query took), and reads Chroma
+  over HTTP without importing Chroma's client (most of a second); ``check`` the same;
 * ``reembed status`` counts the ledger with queries its indexes serve: no
   ``count_documents``, whose constant group the local wire server answers by
   reading every row of every family;
@@ -102,13 +103,24 @@ def test_query_of_a_minilm_version_imports_no_torch(minilm_family: str) -> None:
     proc = _query(minilm_family, "-X", "importtime")
     imported = _imported(proc.stderr)
     assert "onnxruntime" in imported
-    assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
+    assert not imported & {*HEAVY, "chromadb"}, sorted(imported & {*HEAVY, "chromadb"})
     got = [(h["id"], h["distance"]) for h in json.loads(proc.stdout)["hits"]]
     config = parse_config({**MINILM})
     torch_side = Retriever(minilm_family, ttl_s=0, embedder=SentenceTransformerEmbedder(config))
     want = [(h.id, h.distance) for h in torch_side.query(QUERY, 5)]
     assert sorted(i for i, _ in got) == sorted(i for i, _ in want)
     assert all(abs(a - b) < 1e-4 for (_, a), (_, b) in zip(got, want, strict=True))
+
+
+def test_check_reads_chroma_over_http_and_embeds_without_torch(minilm_family: str) -> None:
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "reembed", "check",
+                           minilm_family, "v1"], capture_output=True, text=True, timeout=300,
+                          cwd=Path.cwd())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "self_retrieval" in proc.stdout
+    imported = _imported(proc.stderr)
+    assert "onnxruntime" in imported
+    assert not imported & {*HEAVY, "chromadb"}, sorted(imported & {*HEAVY, "chromadb"})
 
 
 def test_query_without_onnxruntime_embeds_with_sentence_transformers(

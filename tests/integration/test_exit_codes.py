@@ -16,6 +16,7 @@ import click
 import pytest
 
 from reembed.ops.cli import cli as reembed_cli
+from reembed.ops.cli.group import load_all
 
 from .conftest import cli, flaky, new_family
 
@@ -102,6 +103,7 @@ def _commands(group: click.Group, prefix: str = "") -> Iterator[str]:
 
 
 def test_every_command_has_cases() -> None:
+    load_all()  # commands register when their module is imported
     commands = set(_commands(reembed_cli))
     covered = {c for c, *_ in CASES}
     assert commands - covered == set(), "commands without an exit code case"

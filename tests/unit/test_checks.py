@@ -134,7 +134,7 @@ def test_each_text_is_embedded_and_searched_once_per_round(monkeypatch: Any) -> 
 
     monkeypatch.setattr(checks, "_embed_queries", embed)
     monkeypatch.setattr(checks, "_search", search)
-    monkeypatch.setattr(checks.sink, "open_collection", lambda name, database=None: None)
+    monkeypatch.setattr(checks.chroma_http, "open_reader", lambda name, database=None: None)
     rec = versions.VersionRecord.model_validate(
         {"_id": "f:v", "family": "f", "version": "v", "collection": "c",
          "embed": {"driver": "naive", "dims": 4}, "config_fp": "x", "status": "building"})
