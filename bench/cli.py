@@ -17,7 +17,8 @@ the same stack and data:
 * AFTER: this working tree (or ``--after DIR``, another checkout).
 
 Each side first runs every command once untimed (compiling its bytecode,
-warming the page cache), then ``--reps`` timed runs each; the table shows the
+warming the page cache), waits until the host is quiet (Chroma indexes a
+build's writes for a while after it ends), then ``--reps`` timed runs each; the table shows the
 medians and before / after. Rounds alternate which side goes first.
 
 The stack's workers matter for the re-run (planning and the finalizing checks
@@ -161,15 +162,39 @@ def _run(root: Path, argv: list[str], cwd: str, env: dict[str, str] | None = Non
 
 def _side(side: str, root: Path, commands: dict[str, list[str]], reps: int, cwd: str,
           times: dict[str, list[float]], codes: dict[str, set[int]]) -> None:
-    """Every command once untimed, then ``reps`` timed runs of each."""
+    """Every command once untimed, then ``reps`` timed runs of each, on a quiet host."""
     for argv in commands.values():
         _run(root, argv, cwd)
+    say(f"  {side:>6} host quiet after {_settle():.0f}s")
     for name, argv in commands.items():
         for _ in range(reps):
             took, proc = _run(root, argv, cwd)
             times[name].append(took)
             codes[name].add(proc.returncode)
         say(f"  {side:>6} {name:<7} {' '.join(f'{t:.2f}' for t in times[name][-reps:])}")
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(idle, total) jiffies of every CPU since boot (``/proc/stat``)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[3] + fields[4], sum(fields)
+
+
+def _settle(idle: float = 0.85, window_s: float = 2.0, limit_s: float = 180.0) -> float:
+    """Seconds waited until the host was at least ``idle`` idle over ``window_s``.
+
+    Chroma indexes what a build wrote for a while after the build ends, and a
+    restarted worker may still be loading: timing a side while they run would
+    charge it their CPU.
+    """
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit_s:
+        a = _cpu_times()
+        time.sleep(window_s)
+        b = _cpu_times()
+        if (b[0] - a[0]) >= idle * max(1, b[1] - a[1]):
+            break
+    return time.monotonic() - t0
 
 
 def _restart_workers(st: Any, side: str, root: Path, family: str, cwd: str) -> float:
