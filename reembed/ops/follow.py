@@ -21,7 +21,6 @@ from ..store import ledger
 from ..worker import bus
 from .progress import Snapshot, rate, run_processed, snapshot
 
-
 FIRST_POLL_S = 0.05  # a run with nothing to embed ends within a few of these
 
 

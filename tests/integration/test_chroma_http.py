@@ -98,7 +98,7 @@ class _Answers(BaseHTTPRequestHandler):
 
     status, body = 503, b"upstream down"
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         self.send_response(self.status)
         self.end_headers()
         self.wfile.write(self.body)
