@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 
@@ -46,3 +47,24 @@ def test_a_command_loads_its_own_module_and_not_the_others() -> None:
 def test_query_and_check_do_not_import_chromas_client() -> None:
     assert "chromadb" not in _loaded_by("query")
     assert "chromadb" not in _loaded_by("check")
+
+
+def test_the_quick_exit_keeps_every_line_and_the_code() -> None:
+    code = ("import sys\n"
+            "from reembed.ops.cli import exit_now\n"
+            "for i in range(20000):\n"
+            "    print(i)\n"
+            "print('said on stderr', file=sys.stderr)\n"
+            "exit_now(3)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 3
+    assert proc.stdout.split() == [str(i) for i in range(20000)]
+    assert proc.stderr.strip() == "said on stderr"
+
+
+def test_a_profiler_still_writes_its_data_at_exit(tmp_path: Path) -> None:
+    out = tmp_path / "help.prof"
+    proc = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), "-m", "reembed",
+                           "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "doctor" in proc.stdout and out.stat().st_size > 0

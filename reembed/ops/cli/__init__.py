@@ -64,7 +64,7 @@ def exit_now(code: int) -> None:
     standard streams and log handlers are flushed here. Under a profiler, debugger
     or coverage the process exits as usual, so they write what they gathered.
     """
-    if sys.getprofile() is not None or sys.gettrace() is not None:
+    if sys.getprofile() is not None or sys.gettrace() is not None or "coverage" in sys.modules:
         sys.exit(code)  # a profiler, debugger or coverage writes its data at exit
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
