@@ -162,9 +162,10 @@ def check_chroma(s: Settings, databases: tuple[str, ...] = ()) -> Check:
     missing."""
     import httpx
 
+    from ..store.chroma_http import base_url
     from ..store.sink import auth_headers
 
-    url = f"{'https' if s.chroma_ssl else 'http'}://{s.chroma_host}:{s.chroma_port}"
+    url = base_url(s)
     tenant = f"/api/v2/tenants/{s.chroma_tenant}"
     wanted = (s.chroma_database, *(d for d in databases if d != s.chroma_database))
     try:

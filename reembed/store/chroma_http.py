@@ -70,9 +70,10 @@ def open_reader(name: str, database: str | None = None, s: Settings | None = Non
     db = database_of(database, s)
     prefix = f"/api/v2/tenants/{quote(s.chroma_tenant)}/databases/{quote(db)}/collections"
     where = f" in Chroma database {database!r}" if database else ""
-    found = _call(_client(s), "GET", f"{prefix}/{quote(name, safe='')}",
+    http = _client(s)
+    found = _call(http, "GET", f"{prefix}/{quote(name, safe='')}",
                   missing=f"Chroma collection {name!r} does not exist{where}")
-    return Reader(_client(s), f"{prefix}/{found['id']}", found)
+    return Reader(http, f"{prefix}/{found['id']}", found)
 
 
 class Reader:
@@ -85,8 +86,9 @@ class Reader:
         self.metadata: dict[str, Any] | None = found.get("metadata")
 
     def count(self) -> int:
-        """Records in the collection."""
-        return int(self._call("GET", "/count"))
+        """Records in the collection, writes not yet compacted included (as Chroma's
+        client asks)."""
+        return int(self._call("GET", "/count?read_level=index_and_wal"))
 
     def get(self, ids: Sequence[str] | None = None, where: Mapping[str, Any] | None = None,
             limit: int | None = None, offset: int | None = None,
@@ -95,7 +97,7 @@ class Reader:
         body = {"ids": list(ids) if ids is not None else None, "where": where,
                 "limit": limit, "offset": offset, "where_document": None,
                 "include": list(include)}
-        return _fields(self._call("POST", "/get", body), include, ("ids",))
+        return _fields(self._call("POST", "/get", body), include)
 
     def query(self, query_embeddings: Any, n_results: int = 10,
               where: Mapping[str, Any] | None = None, ids: Sequence[str] | None = None,
@@ -106,18 +108,17 @@ class Reader:
         body = {"ids": list(ids) if ids is not None else None, "where": where,
                 "where_document": None, "query_embeddings": vectors, "n_results": n_results,
                 "include": list(include)}
-        return _fields(self._call("POST", "/query", body), include, ("ids",))
+        return _fields(self._call("POST", "/query", body), include)
 
     def _call(self, method: str, tail: str, body: dict[str, Any] | None = None) -> Any:
         return _call(self._http, method, self._path + tail, body,
                      missing=f"Chroma collection {self.name!r} does not exist")
 
 
-def _fields(answer: Mapping[str, Any], include: Sequence[str],
-            always: tuple[str, ...]) -> dict[str, Any]:
-    keys = ("ids", "embeddings", "documents", "metadatas", "distances", "uris")
-    wanted = set(include) | set(always)
-    return {k: answer.get(k) if k in wanted else None for k in keys}
+def _fields(answer: Mapping[str, Any], include: Sequence[str]) -> dict[str, Any]:
+    """The ids, and each included field; the others None."""
+    keys = ("embeddings", "documents", "metadatas", "distances", "uris")
+    return {"ids": answer["ids"], **{k: answer.get(k) if k in include else None for k in keys}}
 
 
 def _call(http: httpx.Client, method: str, path: str, body: dict[str, Any] | None = None,
